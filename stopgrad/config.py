@@ -1,0 +1,374 @@
+"""Typed run configuration: dataclasses, YAML presets, dotted ``key=value`` overrides, validation.
+
+A run is described by one :class:`RunConfig`. Presets are YAML files under ``configs/`` (for example
+``configs/fashion-mnist/simsiam.yaml``); command-line overrides are dotted keys
+(``train.epochs=5 method.pred_lr_mult=10``). Every key is checked against the dataclass that owns
+it: an unknown key or a wrongly typed value raises :class:`ConfigError` naming it and suggesting
+the closest valid key. The ``method`` section holds ``name`` plus the fields of the chosen method's
+own ``Config`` dataclass, so a key no method reads can never pass silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+
+
+class ConfigError(ValueError):
+    """A configuration key or value is invalid; the message names it and the fix."""
+
+
+@dataclass
+class DataConfig:
+    """Where the images come from and how views are made."""
+
+    dataset: str = "fashion-mnist"
+    root: str | None = None  # searched first; then $STOPGRAD_DATA, ~/.cache/stopgrad, system dirs
+    download: bool = True
+    views: str = "28-gray"  # augmentation preset from stopgrad.augment.PRESETS
+    n_views: int = 2
+    image_size: int | None = None  # only for image-folder datasets (decoded size)
+    batch_size: int = 256  # global batch size (split across processes under torchrun)
+    view_overrides: dict[str, Any] = field(default_factory=dict)  # ViewConfig fields for every view
+
+
+@dataclass
+class ModelConfig:
+    """Backbone choice (see stopgrad.backbones.BACKBONES)."""
+
+    backbone: str = "resnet18"
+    stem: str = "cifar"
+    width: float = 1.0
+    zero_init_residual: bool = False
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer and learning-rate schedule.
+
+    The learning rate is ``lr * batch_size / 256`` when ``lr_scaling == "linear"`` (Goyal et al. 2017,
+    as used by SimSiam and BYOL), warmed up linearly for ``warmup_epochs`` then cosine-decayed to
+    ``min_lr_ratio * peak`` (Loshchilov & Hutter 2017).
+    """
+
+    name: str = "sgd"  # sgd | lars
+    lr: float = 0.05
+    lr_scaling: str = "linear"  # linear | none
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: float = 0.0
+    min_lr_ratio: float = 0.0
+    clip_grad: float | None = None  # max global grad norm; None disables
+    lars_eta: float = 0.02
+    exclude_bias_norm: bool = True  # no weight decay / LARS adaptation on bias and norm params
+
+
+@dataclass
+class TrainConfig:
+    """Loop, precision, logging and checkpointing."""
+
+    epochs: float = 10.0
+    steps: int | None = None  # total optimizer steps; overrides epochs when set
+    seed: int = 0
+    deterministic: bool = False
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto (bf16 on CPU/CUDA) | bf16 | fp16 | fp32
+    channels_last: bool = True
+    num_threads: int | None = None  # torch intra-op threads on CPU; None leaves torch's default
+    log_every: int = 20  # steps between metrics.jsonl rows
+    ckpt_every: int = 500  # steps between checkpoints (one is always written at the end)
+    out_dir: str = "runs"
+    name: str | None = None  # run folder name; default <preset>-<method>-<timestamp>
+    progress: bool = True
+    stop_on_nan: bool = True
+
+
+@dataclass
+class EvalConfig:
+    """Frozen-feature evaluation: weighted kNN (Wu et al. 2018) and a linear probe."""
+
+    knn_k: int = 200
+    knn_t: float = 0.1
+    knn_every: float = 1.0  # epochs between online kNN evaluations; 0 = only at the end
+    knn_train_limit: int | None = None  # use at most this many train images for online kNN
+    linear: bool = False  # run the linear probe at the end of training
+    linear_epochs: int = 100
+    linear_lr: float = 0.1
+    linear_batch_size: int = 512
+    linear_weight_decay: float = 0.0
+    batch_size: int = 1024  # feature-extraction batch
+
+
+@dataclass
+class RunConfig:
+    """A whole run. ``method`` is the method's own Config plus its registry ``name``."""
+
+    method_name: str = "simsiam"
+    method: Any = None  # the method's Config dataclass instance
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    preset: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict, in the same shape a preset YAML is written in."""
+        out: dict[str, Any] = {"preset": self.preset, "method": {"name": self.method_name}}
+        out["method"].update(dataclasses.asdict(self.method))
+        for sec in ("data", "model", "optim", "train", "eval"):
+            out[sec] = dataclasses.asdict(getattr(self, sec))
+        return _plain(out)
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "train": TrainConfig,
+            "eval": EvalConfig}
+
+
+def _plain(obj: Any) -> Any:
+    """Tuples to lists so YAML/JSON dumps stay plain."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _suggest(key: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(key, options, n=1, cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(sorted(options))}"
+
+
+def coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp`` (int, float, bool, str, Optional, tuple, list, dict).
+
+    Ints are accepted for floats; the string ``"none"``/``"null"`` for optional fields. Anything else
+    that does not fit raises :class:`ConfigError` naming the key, the value and the expected type.
+    """
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return coerce(value, a, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(f"{key}={value!r}: expected {_tname(tp)}")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}={value!r}: expected true or false")
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{key}={value!r}: expected an integer")
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 5e-4 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{key}={value!r}: expected a number")
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}={value!r}: expected a string")
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}={value!r}: expected a list like [a, b]")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ConfigError(f"{key}={value!r}: expected {len(args)} values")
+            return tuple(coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        inner = args[0] if args else Any
+        seq = [coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(seq) if origin is tuple else seq
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}={value!r}: expected a mapping")
+        return dict(value)
+    raise ConfigError(f"{key}: unsupported config type {tp!r}")
+
+
+def _tname(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def build_dataclass(cls: type, values: dict[str, Any], prefix: str) -> Any:
+    """Instantiate ``cls`` from ``values``, rejecting unknown keys and coercing types."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        if key not in names:
+            raise ConfigError(f"unknown key {prefix}{key}{_suggest(key, names)}")
+        kwargs[key] = coerce(value, hints[key], prefix + key)
+    try:
+        obj = cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{prefix.rstrip('.')}: {e}") from e
+    validate = getattr(obj, "validate", None)
+    if callable(validate):
+        try:
+            validate()
+        except ValueError as e:
+            raise ConfigError(f"{prefix}{e}") from e
+    return obj
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"a.b=3"`` → (["a", "b"], 3); values are parsed as YAML scalars/lists."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} is not key=value (e.g. train.epochs=5)")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {text!r}: cannot parse value: {e}") from e
+    return key.strip().split("."), value
+
+
+def _merge(dst: dict, src: dict) -> dict:
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict) and k != "view_overrides":
+            _merge(dst[k], v)
+        else:
+            dst[k] = v
+    return dst
+
+
+def list_presets() -> list[str]:
+    """Preset names, e.g. ``fashion-mnist/simsiam``."""
+    if not CONFIG_DIR.is_dir():
+        return []
+    return sorted(str(p.relative_to(CONFIG_DIR).with_suffix("")) for p in CONFIG_DIR.rglob("*.yaml"))
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """Read ``configs/<name>.yaml`` (or a path to a YAML file); ``defaults:`` lists parents."""
+    path = Path(name)
+    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+        path = CONFIG_DIR / f"{name}.yaml"
+    if not path.is_file():
+        known = list_presets()
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.4)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown preset {name!r}{hint} (known: {', '.join(known)})")
+    with open(path) as f:
+        raw = yaml.safe_load(f) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"preset {path} must be a mapping")
+    parents = raw.pop("defaults", [])
+    merged: dict[str, Any] = {}
+    for parent in [parents] if isinstance(parents, str) else parents:
+        _merge(merged, load_preset(parent))
+    return _merge(merged, raw)
+
+
+def resolve(preset: str | None = None, overrides: list[str] | None = None,
+            base: dict[str, Any] | None = None) -> RunConfig:
+    """Build a validated :class:`RunConfig` from a preset, a base dict and dotted overrides."""
+    raw: dict[str, Any] = {}
+    if preset:
+        _merge(raw, load_preset(preset))
+    if base:
+        _merge(raw, base)
+    for text in overrides or []:
+        keys, value = parse_override(text)
+        node = raw
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {text!r}: {k!r} is not a section")
+        node[keys[-1]] = value
+    return from_dict(raw, preset=preset)
+
+
+def from_dict(raw: dict[str, Any], preset: str | None = None) -> RunConfig:
+    """Validate a nested dict (a preset or a saved ``config.yaml``) into a :class:`RunConfig`."""
+    from stopgrad.methods import get_method  # late import: methods import config
+
+    raw = dict(raw)
+    preset = raw.pop("preset", None) or preset
+    allowed = list(SECTIONS) + ["method"]
+    for key in raw:
+        if key not in allowed:
+            raise ConfigError(f"unknown section {key!r}{_suggest(key, allowed)}")
+    method_raw = dict(raw.get("method") or {})
+    name = method_raw.pop("name", "simsiam")
+    method_cls = get_method(name)
+    cfg = RunConfig(method_name=name, preset=preset,
+                    method=build_dataclass(method_cls.Config, method_raw, "method."))
+    for sec, cls in SECTIONS.items():
+        section = raw.get(sec) or {}
+        if not isinstance(section, dict):
+            raise ConfigError(f"section {sec!r} must be a mapping, got {section!r}")
+        setattr(cfg, sec, build_dataclass(cls, section, f"{sec}."))
+    _check_values(cfg)
+    return cfg
+
+
+def _check_values(cfg: RunConfig) -> None:
+    """Cross-field and range checks with messages that name the bad value."""
+    def bad(key: str, value: Any, why: str) -> ConfigError:
+        return ConfigError(f"{key}={value!r}: {why}")
+
+    if cfg.optim.name not in ("sgd", "lars"):
+        raise bad("optim.name", cfg.optim.name, "expected 'sgd' or 'lars'")
+    if cfg.optim.lr_scaling not in ("linear", "none"):
+        raise bad("optim.lr_scaling", cfg.optim.lr_scaling, "expected 'linear' or 'none'")
+    if cfg.optim.lr <= 0:
+        raise bad("optim.lr", cfg.optim.lr, "must be > 0")
+    if cfg.train.precision not in ("auto", "bf16", "fp16", "fp32"):
+        raise bad("train.precision", cfg.train.precision, "expected auto, bf16, fp16 or fp32")
+    if cfg.train.epochs <= 0:
+        raise bad("train.epochs", cfg.train.epochs, "must be > 0")
+    if cfg.data.batch_size < 2:
+        raise bad("data.batch_size", cfg.data.batch_size, "must be >= 2")
+    if cfg.data.n_views < 2:
+        raise bad("data.n_views", cfg.data.n_views, "must be >= 2 (two views per image)")
+    for key in ("log_every", "ckpt_every"):
+        if getattr(cfg.train, key) < 1:
+            raise bad(f"train.{key}", getattr(cfg.train, key), "must be >= 1")
+    if cfg.eval.knn_k < 1:
+        raise bad("eval.knn_k", cfg.eval.knn_k, "must be >= 1")
+    if cfg.eval.knn_t <= 0:
+        raise bad("eval.knn_t", cfg.eval.knn_t, "must be > 0")
+
+
+def dump_yaml(cfg: RunConfig, path: Path) -> None:
+    """Write the resolved config; :func:`from_dict` reads it back unchanged."""
+    with open(path, "w") as f:
+        yaml.safe_dump(cfg.to_dict(), f, sort_keys=False)
+
+
+def load_yaml(path: Path) -> RunConfig:
+    """Read a run folder's ``config.yaml``."""
+    with open(path) as f:
+        raw = yaml.safe_load(f)
+    return from_dict(raw)
+
+
+def is_config(obj: Any) -> bool:
+    return is_dataclass(obj) and not isinstance(obj, type)

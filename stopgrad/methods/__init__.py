@@ -1,0 +1,6 @@
+"""Method registry: importing this package registers every built-in method."""
+
+from stopgrad.methods.base import METHODS, Method, StepOutput, ema_update, get_method, register
+from stopgrad.methods import simsiam, byol  # noqa: F401  (registration side effect)
+
+__all__ = ["METHODS", "Method", "StepOutput", "ema_update", "get_method", "register"]

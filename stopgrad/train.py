@@ -1,0 +1,365 @@
+"""The one shared training loop: single process, or one process per device under torchrun (DDP).
+
+Read top to bottom: set-up → data → model → optimizer → resume → loop (views, forward, backward,
+step, EMA, hooks, logging, checkpoints, online kNN) → final evaluation and summary.
+
+Determinism: the data order of epoch ``e`` comes from a generator seeded with ``(seed, e)`` and the
+views of step ``t`` from one seeded with ``(seed, t)``, so a run resumed from a checkpoint replays
+exactly the batches and views the uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from stopgrad import distributed as dist
+from stopgrad.augment import build_views
+from stopgrad.backbones import build_backbone
+from stopgrad.config import RunConfig, load_yaml
+from stopgrad.data import ImageDataset, load_dataset
+from stopgrad.evaluate import extract_features, knn_accuracy, linear_probe
+from stopgrad.methods import Method, ema_update, get_method
+from stopgrad.optim import build_optimizer, lr_at, peak_learning_rate, set_lr
+from stopgrad.precision import autocast, resolve_device, resolve_precision
+from stopgrad import rundir
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
+
+
+@dataclass
+class Run:
+    """Everything a training run holds, built by :func:`setup`."""
+
+    cfg: RunConfig
+    run_dir: Path
+    device: torch.device
+    precision: str
+    train_set: ImageDataset
+    test_set: ImageDataset | None
+    views: Any
+    method: Method
+    model: nn.Module  # the method, wrapped in DDP under torchrun
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None
+    steps_per_epoch: int
+    total_steps: int
+    peak_lr: float
+    warmup_steps: int
+    step: int = 0
+    elapsed_s: float = 0.0
+    knn_history: list[dict[str, float]] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------------------- set-up
+def seed_all(seed: int, deterministic: bool) -> None:
+    torch.manual_seed(seed)
+    if deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def build_model(cfg: RunConfig, in_channels: int) -> Method:
+    """Backbone + method, seeded from ``cfg.train.seed``."""
+    torch.manual_seed(cfg.train.seed)
+    backbone, feat_dim = build_backbone(cfg.model.backbone, in_channels=in_channels, width=cfg.model.width,
+                                        stem=cfg.model.stem, zero_init_residual=cfg.model.zero_init_residual)
+    return get_method(cfg.method_name)(backbone, feat_dim, cfg.method)
+
+
+def load_splits(cfg: RunConfig) -> tuple[ImageDataset, ImageDataset | None]:
+    """The pre-training split (STL-10: train+unlabeled) and the labelled test split."""
+    d = cfg.data
+    train_split = "train+unlabeled" if d.dataset == "stl10" else "train"
+    train = load_dataset(d.dataset, train_split, root=d.root, download=d.download, image_size=d.image_size)
+    try:
+        test = load_dataset(d.dataset, "test", root=d.root, download=d.download, image_size=d.image_size)
+    except FileNotFoundError:
+        test = None
+    return train, test
+
+
+def setup(cfg: RunConfig, run_dir: Path | None = None) -> Run:
+    """Build a fresh run (or the skeleton a checkpoint is loaded into)."""
+    device = resolve_device(cfg.train.device)
+    dist.init_from_env(str(device))
+    if device.type == "cuda" and dist.is_dist():
+        device = torch.device("cuda", dist.rank() % torch.cuda.device_count())
+        torch.cuda.set_device(device)
+    precision = resolve_precision(cfg.train.precision, device)
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
+    seed_all(cfg.train.seed, cfg.train.deterministic)
+    if run_dir is None:
+        run_dir = rundir.new_run_dir(cfg) if dist.is_main() else Path(cfg.train.out_dir)
+    # data: resident uint8 tensors; on CUDA the whole training set moves to the device once
+    train_set, test_set = load_splits(cfg)
+    views = build_views(cfg.data.views, n_views=cfg.data.n_views, **cfg.data.view_overrides)
+    # model
+    method = build_model(cfg, in_channels=train_set.images.shape[1]).to(device)
+    if cfg.train.channels_last:
+        method = method.to(memory_format=torch.channels_last)
+    model: nn.Module = method
+    if dist.is_dist():
+        model = nn.parallel.DistributedDataParallel(method, device_ids=[device] if device.type == "cuda" else None)
+    # optimizer and schedule (per step, precomputed from the config)
+    per_rank_batch = cfg.data.batch_size // dist.world_size()
+    steps_per_epoch = len(train_set) // cfg.data.batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"data.batch_size={cfg.data.batch_size} exceeds the {len(train_set)} training images")
+    if per_rank_batch < 2:
+        raise ValueError(f"data.batch_size={cfg.data.batch_size} gives < 2 images per process")
+    total_steps = cfg.train.steps or max(1, round(cfg.train.epochs * steps_per_epoch))
+    peak = peak_learning_rate(cfg.optim, cfg.data.batch_size)
+    optimizer = build_optimizer(method.param_groups(), cfg.optim, peak)
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+    return Run(cfg=cfg, run_dir=Path(run_dir), device=device, precision=precision, train_set=train_set,
+               test_set=test_set, views=views, method=method, model=model, optimizer=optimizer, scaler=scaler,
+               steps_per_epoch=steps_per_epoch, total_steps=total_steps, peak_lr=peak,
+               warmup_steps=round(cfg.optim.warmup_epochs * steps_per_epoch))
+
+
+# ---------------------------------------------------------------------------------- checkpoints
+def checkpoint_state(run: Run) -> dict[str, Any]:
+    return {"step": run.step, "model": run.method.state_dict(), "optimizer": run.optimizer.state_dict(),
+            "scaler": run.scaler.state_dict() if run.scaler else None, "config": run.cfg.to_dict(),
+            "elapsed_s": run.elapsed_s, "knn_history": run.knn_history, "total_steps": run.total_steps}
+
+
+def save(run: Run) -> None:
+    if dist.is_main():
+        rundir.save_checkpoint(run.run_dir, checkpoint_state(run))
+
+
+def restore(run: Run, state: dict[str, Any]) -> None:
+    """Load a checkpoint into a freshly built run."""
+    if state["total_steps"] != run.total_steps:
+        raise rundir.CheckpointError(f"checkpoint has {state['total_steps']} total steps but the config gives "
+                                     f"{run.total_steps}: the run's config.yaml changed since it was saved")
+    run.method.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    if run.scaler and state.get("scaler"):
+        run.scaler.load_state_dict(state["scaler"])
+    run.step, run.elapsed_s = state["step"], state["elapsed_s"]
+    run.knn_history = list(state.get("knn_history", []))
+
+
+# ------------------------------------------------------------------------------------ data order
+def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+
+
+def batch_indices(run: Run, step: int, perm: torch.Tensor) -> torch.Tensor:
+    """This process's share of the global batch at ``step``."""
+    i = step % run.steps_per_epoch
+    idx = perm[i * run.cfg.data.batch_size:(i + 1) * run.cfg.data.batch_size]
+    return idx[dist.rank()::dist.world_size()]
+
+
+def view_generator(run: Run, step: int) -> torch.Generator:
+    g = torch.Generator(device=run.device)
+    g.manual_seed((run.cfg.train.seed * 1_000_003 + step) * 16 + dist.rank())
+    return g
+
+
+# -------------------------------------------------------------------------------------- evaluate
+def features(run: Run, images: torch.Tensor) -> torch.Tensor:
+    return extract_features(run.method.backbone, images, run.views.eval_transform, run.device,
+                            run.cfg.eval.batch_size, run.precision, run.cfg.train.channels_last)
+
+
+def evaluate_knn(run: Run, train_limit: int | None = None) -> float | None:
+    """Weighted kNN top-1 on the labelled test split (k, T from ``cfg.eval``)."""
+    if run.test_set is None:
+        return None
+    labelled = run.train_set.labels >= 0
+    images, labels = run.train_set.images[labelled], run.train_set.labels[labelled]
+    if train_limit:
+        images, labels = images[:train_limit], labels[:train_limit]
+    train_f, test_f = features(run, images), features(run, run.test_set.images)
+    return knn_accuracy(train_f, labels, test_f, run.test_set.labels, run.cfg.eval.knn_k, run.cfg.eval.knn_t)
+
+
+def evaluate_linear(run: Run) -> float | None:
+    """Linear-probe top-1 on frozen features of the labelled splits."""
+    if run.test_set is None:
+        return None
+    from tqdm import tqdm
+
+    labelled = run.train_set.labels >= 0
+    train_f = features(run, run.train_set.images[labelled])
+    test_f = features(run, run.test_set.images)
+    e = run.cfg.eval
+    with tqdm(total=e.linear_epochs, desc="linear probe", disable=not run.cfg.train.progress, leave=False) as bar:
+        res = linear_probe(train_f, run.train_set.labels[labelled], test_f, run.test_set.labels, e.linear_epochs,
+                           e.linear_lr, e.linear_batch_size, e.linear_weight_decay, seed=run.cfg.train.seed,
+                           progress=lambda _: bar.update(1))
+    return res.top1
+
+
+# ------------------------------------------------------------------------------------------ loop
+def train_step(run: Run, step: int, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any], Any]:
+    """Views → forward → backward → optimizer step → EMA → method hook. Returns (loss, logs, output)."""
+    cfg, method = run.cfg, run.method
+    lr = lr_at(step, run.total_steps, run.warmup_steps, run.peak_lr, cfg.optim.min_lr_ratio)
+    set_lr(run.optimizer, lr, run.peak_lr)
+    views = run.views(images, generator=view_generator(run, step))
+    if cfg.train.channels_last:
+        views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+    with autocast(run.device, run.precision):
+        out = run.model(views, step)
+    loss = out.loss
+    if cfg.train.stop_on_nan and not torch.isfinite(loss):
+        last = run.run_dir / rundir.CHECKPOINT
+        raise NonFiniteLossError(
+            f"loss is {loss.item()} at step {step} (epoch {step / run.steps_per_epoch:.2f}); nothing after the "
+            f"last checkpoint ({last if last.exists() else 'none yet'}) was saved. Lower optim.lr, set "
+            f"optim.clip_grad, or use train.precision=fp32")
+    run.optimizer.zero_grad(set_to_none=True)
+    if run.scaler:
+        run.scaler.scale(loss).backward()
+        run.scaler.unscale_(run.optimizer)
+    else:
+        loss.backward()
+    logs: dict[str, Any] = {"lr": lr}
+    if cfg.optim.clip_grad:
+        logs["grad_norm"] = nn.utils.clip_grad_norm_(method.parameters(), cfg.optim.clip_grad).item()
+    if run.scaler:
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+    else:
+        run.optimizer.step()
+    pairs = method.ema_pairs()
+    if pairs:
+        m = method.ema_momentum(step, run.total_steps)
+        for online, target in pairs:
+            ema_update(target, online, m)
+        logs["ema"] = m
+    method.after_step(step, run.total_steps)
+    return loss.detach(), logs, out
+
+
+def fit(run: Run) -> dict[str, Any]:
+    """Train from ``run.step`` to the end, then evaluate and write ``summary.json``."""
+    from tqdm import tqdm
+
+    cfg, main = run.cfg, dist.is_main()
+    images_all = run.train_set.images.to(run.device) if run.device.type == "cuda" else run.train_set.images
+    knn_every = round(cfg.eval.knn_every * run.steps_per_epoch) if cfg.eval.knn_every > 0 else 0
+    bar = tqdm(total=run.total_steps, initial=run.step, disable=not (main and cfg.train.progress),
+               desc=f"{cfg.method_name}", unit="step", dynamic_ncols=True)
+    perm_epoch, perm = -1, None
+    t_window, n_window, last_loss = time.perf_counter(), 0, float("nan")
+    run.method.train()
+    try:
+        while run.step < run.total_steps:
+            step = run.step
+            epoch = step // run.steps_per_epoch
+            if epoch != perm_epoch:
+                perm, perm_epoch = epoch_permutation(cfg.train.seed, epoch, len(run.train_set)), epoch
+            t0 = time.perf_counter()
+            batch = images_all[batch_indices(run, step, perm).to(images_all.device)]
+            loss, logs, out = train_step(run, step, batch.to(run.device, non_blocking=True))
+            run.step += 1
+            run.elapsed_s += time.perf_counter() - t0
+            n_window += len(batch) * dist.world_size()
+            if run.step % cfg.train.log_every == 0 or run.step == run.total_steps:
+                last_loss = dist.all_reduce_mean(loss.float()).item()
+                dt = time.perf_counter() - t_window
+                ips = n_window / dt if dt > 0 else 0.0
+                row = {"step": run.step, "epoch": run.step / run.steps_per_epoch, "loss": last_loss,
+                       "images_per_s": ips, **{k: float(v) for k, v in {**logs, **out.logs}.items()}}
+                if main:
+                    rundir.append_metrics(run.run_dir, row)
+                bar.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{ips:.0f}")
+                t_window, n_window = time.perf_counter(), 0
+            bar.update(1)
+            if knn_every and run.step % knn_every == 0 and run.step < run.total_steps and main:
+                acc = evaluate_knn(run, cfg.eval.knn_train_limit)
+                if acc is not None:
+                    row = {"step": run.step, "epoch": run.step / run.steps_per_epoch, "knn_top1": acc}
+                    run.knn_history.append(row)
+                    rundir.append_metrics(run.run_dir, row)
+                    bar.write(f"step {run.step}: kNN top-1 {acc:.4f}")
+                t_window, n_window = time.perf_counter(), 0
+            if run.step % cfg.train.ckpt_every == 0 and run.step < run.total_steps:
+                save(run)
+    except KeyboardInterrupt:
+        save(run)  # a clean stop keeps everything done so far
+        bar.close()
+        raise
+    bar.close()
+    save(run)
+    return finish(run, last_loss)
+
+
+def finish(run: Run, last_loss: float) -> dict[str, Any]:
+    """Final kNN (and linear probe when ``eval.linear``), written to ``summary.json``."""
+    if not dist.is_main():
+        dist.barrier()
+        return {}
+    cfg = run.cfg
+    knn = evaluate_knn(run)
+    if knn is not None:
+        rundir.append_metrics(run.run_dir, {"step": run.step, "epoch": run.step / run.steps_per_epoch,
+                                            "knn_top1": knn, "final": True})
+    summary: dict[str, Any] = {
+        "method": cfg.method_name, "dataset": cfg.data.dataset, "preset": cfg.preset,
+        "backbone": cfg.model.backbone, "epochs": round(run.step / run.steps_per_epoch, 3), "steps": run.step,
+        "batch_size": cfg.data.batch_size, "final_loss": last_loss, "knn_top1": knn,
+        "knn": {"k": cfg.eval.knn_k, "t": cfg.eval.knn_t}, "wall_s": round(run.elapsed_s, 2),
+        "images_per_s": round(run.step * cfg.data.batch_size / max(run.elapsed_s, 1e-9), 1),
+        "device": str(run.device), "precision": run.precision, "world_size": dist.world_size(),
+        "run_dir": str(run.run_dir),
+    }
+    if cfg.eval.linear:
+        summary["linear_top1"] = evaluate_linear(run)
+    rundir.write_summary(run.run_dir, summary)
+    dist.barrier()
+    return rundir.read_summary(run.run_dir)
+
+
+# ---------------------------------------------------------------------------------- entry points
+def train(cfg: RunConfig) -> dict[str, Any]:
+    """Start a new run from a resolved config; returns the summary."""
+    run = setup(cfg)
+    if dist.is_main():
+        rundir.write_provenance(run.run_dir, cfg)
+    return fit(run)
+
+
+def resume(run_dir: str | Path) -> dict[str, Any]:
+    """Continue a killed or interrupted run from its last checkpoint."""
+    run_dir = Path(run_dir)
+    state = rundir.load_checkpoint(run_dir)
+    cfg = load_yaml(run_dir / "config.yaml")
+    run = setup(cfg, run_dir=run_dir)
+    restore(run, state)
+    if dist.is_main():
+        rundir.truncate_metrics(run_dir, run.step)
+    if run.step >= run.total_steps and (run_dir / "summary.json").exists():
+        return rundir.read_summary(run_dir)
+    return fit(run)
+
+
+def load_run(run_dir: str | Path, random_init: bool = False) -> Run:
+    """A finished (or checkpointed) run rebuilt with its weights, for evaluation commands.
+
+    With ``random_init`` the weights are left as initialised from the run's seed: the baseline
+    a trained backbone should beat.
+    """
+    run_dir = Path(run_dir)
+    state = None if random_init else rundir.load_checkpoint(run_dir)
+    cfg = load_yaml(run_dir / "config.yaml")
+    run = setup(cfg, run_dir=run_dir)
+    if state is not None:
+        restore(run, state)
+    return run
+

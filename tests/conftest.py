@@ -1,0 +1,26 @@
+"""Shared fixtures: a tiny run config on the synthetic dataset that trains in seconds."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def tiny_overrides(tmp_path, **extra) -> list[str]:
+    """Overrides that make any method train two steps on synthetic 28x28 data in a few seconds."""
+    base = {
+        "data.dataset": "synthetic", "data.views": "28-gray", "data.batch_size": 32,
+        "model.backbone": "convnet", "model.width": 0.25,
+        "train.steps": 2, "train.out_dir": str(tmp_path), "train.progress": False,
+        "train.log_every": 1, "train.ckpt_every": 1000, "eval.knn_every": 0, "eval.knn_k": 5,
+        "eval.batch_size": 256,
+    }
+    base.update(extra)
+    return [f"{k}={v}" for k, v in base.items()]
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    return lambda **extra: tiny_overrides(tmp_path, **extra)

@@ -1,0 +1,120 @@
+"""The training loop: resume equivalence (simulated crash and a real SIGKILL), NaN handling,
+damaged checkpoints, run-folder contents."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from stopgrad import rundir
+from stopgrad import train as train_mod
+from stopgrad.config import resolve
+from stopgrad.train import NonFiniteLossError, resume, train
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def metrics(run_dir):
+    return [json.loads(line) for line in open(Path(run_dir) / "metrics.jsonl")]
+
+
+def test_run_folder_contents(tiny):
+    summary = train(resolve(None, tiny(**{"method.name": "byol", "method.heads": "small"})))
+    d = Path(summary["run_dir"])
+    for name in ("config.yaml", "provenance.json", "metrics.jsonl", "summary.json", "checkpoint.pt"):
+        assert (d / name).exists(), name
+    s = json.loads((d / "summary.json").read_text())
+    for key in ("method", "dataset", "epochs", "knn_top1", "wall_s", "images_per_s"):
+        assert key in s
+    prov = json.loads((d / "provenance.json").read_text())
+    assert "commit" in prov["git"] and prov["command"]
+
+
+def test_resume_after_crash_equals_uninterrupted(tiny, monkeypatch):
+    over = tiny(**{"method.name": "byol", "method.heads": "small", "train.steps": 8, "train.ckpt_every": 3,
+                   "train.name": "full"})
+    full = train(resolve(None, over))
+    crashed = [o for o in over if not o.startswith("train.name")] + ["train.name=crashed"]
+    real_step = train_mod.train_step
+
+    def crash_at_7(run, step, images):
+        if step == 7:
+            raise RuntimeError("simulated crash")
+        return real_step(run, step, images)
+
+    monkeypatch.setattr(train_mod, "train_step", crash_at_7)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(resolve(None, crashed))
+    monkeypatch.setattr(train_mod, "train_step", real_step)
+    d = Path(full["run_dir"]).parent / "crashed"
+    assert torch.load(d / "checkpoint.pt", weights_only=False)["step"] == 6
+    resumed = resume(d)
+    assert resumed["knn_top1"] == full["knn_top1"]
+    assert resumed["final_loss"] == full["final_loss"]
+    a = torch.load(Path(full["run_dir"]) / "checkpoint.pt", weights_only=False)["model"]
+    b = torch.load(d / "checkpoint.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # metrics after resume: one row per step, none duplicated
+    steps = [r["step"] for r in metrics(d) if "loss" in r]
+    assert steps == list(range(1, 9))
+
+
+def test_sigkill_mid_epoch_then_resume(tmp_path):
+    """A real SIGKILL of `stopgrad train` mid-epoch, then `stopgrad resume`: same final metrics."""
+    args = ["data.dataset=synthetic", "data.batch_size=16", "model.backbone=convnet", "model.width=0.25",
+            "method.heads=small", "train.steps=40", "train.ckpt_every=5", "train.log_every=1",
+            "eval.knn_every=0", "eval.knn_k=5", f"train.out_dir={tmp_path}", "train.progress=false",
+            "train.num_threads=1"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cli = [sys.executable, "-m", "stopgrad", "train"]
+    ref = subprocess.run(cli + args + ["train.name=ref"], env=env, capture_output=True, text=True, timeout=300)
+    assert ref.returncode == 0, ref.stderr
+    proc = subprocess.Popen(cli + args + ["train.name=killed"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    killed = tmp_path / "killed"
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until past the second checkpoint, then kill mid-epoch
+        if (killed / "metrics.jsonl").exists() and len(metrics(killed)) >= 12:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = rundir.load_checkpoint(killed)
+    assert 5 <= state["step"] < 40
+    res = subprocess.run([sys.executable, "-m", "stopgrad", "resume", str(killed)], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    a = json.loads((tmp_path / "ref" / "summary.json").read_text())
+    b = json.loads((killed / "summary.json").read_text())
+    assert a["knn_top1"] == b["knn_top1"] and a["final_loss"] == b["final_loss"] and a["steps"] == b["steps"]
+
+
+def test_nan_loss_stops_with_clear_error(tiny):
+    with pytest.raises(NonFiniteLossError, match=r"loss is (nan|inf) at step \d+"):
+        train(resolve(None, tiny(**{"method.name": "simsiam", "method.heads": "small", "optim.lr": 1e30,
+                                    "optim.lr_scaling": "none", "train.steps": 6})))
+
+
+def test_damaged_checkpoint_is_named(tiny):
+    summary = train(resolve(None, tiny(**{"method.heads": "small"})))
+    ckpt = Path(summary["run_dir"]) / "checkpoint.pt"
+    data = ckpt.read_bytes()
+    ckpt.write_bytes(data[: len(data) // 2])
+    with pytest.raises(rundir.CheckpointError, match="damaged or truncated"):
+        resume(summary["run_dir"])
+    ckpt.unlink()
+    with pytest.raises(rundir.CheckpointError, match="no checkpoint"):
+        resume(summary["run_dir"])
+
+
+def test_lars_and_clip_and_warmup_run(tiny):
+    summary = train(resolve(None, tiny(**{"method.heads": "small", "optim.name": "lars", "optim.clip_grad": 1.0,
+                                          "optim.warmup_epochs": 0.5, "train.steps": 3})))
+    rows = [r for r in metrics(summary["run_dir"]) if "loss" in r]
+    assert all("grad_norm" in r for r in rows)
