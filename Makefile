@@ -36,10 +36,10 @@ browser:
 demo: setup data
 	$(VENV)/bin/stopgrad train
 
-test: setup data
+test: setup data browser
 	$(VENV)/bin/python -m pytest -q
 
-test-all: setup data
+test-all: setup data browser
 	$(VENV)/bin/python -m pytest -q -m ""
 
 clean:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from stopgrad.config import ConfigError, list_presets, resolve
+from stopgrad.monitor import CollapseError
 from stopgrad.rundir import CheckpointError
 
 
@@ -47,6 +48,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
         key = f"{prefix}linear_top1"
     rundir.write_summary(run.run_dir, {key: value})
     print(f"{key} = {value:.4f}  ({run.run_dir}/summary.json)")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from stopgrad.plots import plot_runs
+
+    paths = plot_runs([Path(d) for d in args.run_dirs], Path(args.out) if args.out else None)
+    for p in paths:
+        print(p)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from stopgrad.report import write_report
+
+    print(write_report([Path(d) for d in args.run_dirs], Path(args.out)))
     return 0
 
 
@@ -92,6 +109,14 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--epochs", type=int, default=None, help="linear-probe epochs (default: the run's eval.linear_epochs)")
     e.add_argument("--random-init", action="store_true", help="evaluate the randomly initialised backbone instead")
     e.set_defaults(func=cmd_eval)
+    pl = sub.add_parser("plot", help="draw loss, kNN and diagnostics of one or more runs (PNGs)")
+    pl.add_argument("run_dirs", nargs="+")
+    pl.add_argument("--out", default=None, help="folder for the PNGs (default: RUN_DIR/plots)")
+    pl.set_defaults(func=cmd_plot)
+    rp = sub.add_parser("report", help="one self-contained HTML page comparing runs")
+    rp.add_argument("run_dirs", nargs="+")
+    rp.add_argument("--out", default="report.html")
+    rp.set_defaults(func=cmd_report)
     sub.add_parser("methods", help="list registered methods").set_defaults(func=cmd_methods)
     sub.add_parser("presets", help="list config presets").set_defaults(func=cmd_presets)
     return p
@@ -101,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, CheckpointError, FloatingPointError, FileNotFoundError, FileExistsError, ValueError) as e:
+    except (ConfigError, CheckpointError, CollapseError, FloatingPointError, FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"stopgrad: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

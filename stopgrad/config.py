@@ -90,6 +90,11 @@ class TrainConfig:
     name: str | None = None  # run folder name; default <preset>-<method>-<timestamp>
     progress: bool = True
     stop_on_nan: bool = True
+    diag_every: int = 50  # steps between collapse/dynamics diagnostics (0 disables)
+    spectrum_every: int = 500  # steps between saved eigenspectra (spectra.jsonl; 0 disables)
+    alarm_patience: int = 3  # consecutive diagnostic checks a collapse condition must hold
+    stop_on_collapse: bool = False  # stop the run when an alarm fires, keeping the last good checkpoint
+    tensorboard: bool = False  # also log scalars to TensorBoard (needs the tensorboard package)
 
 
 @dataclass
@@ -348,9 +353,12 @@ def _check_values(cfg: RunConfig) -> None:
         raise bad("data.batch_size", cfg.data.batch_size, "must be >= 2")
     if cfg.data.n_views < 2:
         raise bad("data.n_views", cfg.data.n_views, "must be >= 2 (two views per image)")
-    for key in ("log_every", "ckpt_every"):
+    for key in ("log_every", "ckpt_every", "alarm_patience"):
         if getattr(cfg.train, key) < 1:
             raise bad(f"train.{key}", getattr(cfg.train, key), "must be >= 1")
+    for key in ("diag_every", "spectrum_every"):
+        if getattr(cfg.train, key) < 0:
+            raise bad(f"train.{key}", getattr(cfg.train, key), "must be >= 0 (0 disables)")
     if cfg.eval.knn_k < 1:
         raise bad("eval.knn_k", cfg.eval.knn_k, "must be >= 1")
     if cfg.eval.knn_t <= 0:

@@ -25,6 +25,7 @@ from stopgrad.config import RunConfig, load_yaml
 from stopgrad.data import ImageDataset, load_dataset
 from stopgrad.evaluate import extract_features, knn_accuracy, linear_probe
 from stopgrad.methods import Method, ema_update, get_method
+from stopgrad.monitor import Monitor
 from stopgrad.optim import build_optimizer, lr_at, peak_learning_rate, set_lr
 from stopgrad.precision import autocast, resolve_device, resolve_precision
 from stopgrad import rundir
@@ -53,6 +54,7 @@ class Run:
     total_steps: int
     peak_lr: float
     warmup_steps: int
+    monitor: Monitor | None = None
     step: int = 0
     elapsed_s: float = 0.0
     knn_history: list[dict[str, float]] = field(default_factory=list)
@@ -120,17 +122,19 @@ def setup(cfg: RunConfig, run_dir: Path | None = None) -> Run:
     peak = peak_learning_rate(cfg.optim, cfg.data.batch_size)
     optimizer = build_optimizer(method.param_groups(), cfg.optim, peak)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+    monitor = Monitor(Path(run_dir), cfg.train, method, enabled=dist.is_main())
     return Run(cfg=cfg, run_dir=Path(run_dir), device=device, precision=precision, train_set=train_set,
                test_set=test_set, views=views, method=method, model=model, optimizer=optimizer, scaler=scaler,
                steps_per_epoch=steps_per_epoch, total_steps=total_steps, peak_lr=peak,
-               warmup_steps=round(cfg.optim.warmup_epochs * steps_per_epoch))
+               warmup_steps=round(cfg.optim.warmup_epochs * steps_per_epoch), monitor=monitor)
 
 
 # ---------------------------------------------------------------------------------- checkpoints
 def checkpoint_state(run: Run) -> dict[str, Any]:
     return {"step": run.step, "model": run.method.state_dict(), "optimizer": run.optimizer.state_dict(),
             "scaler": run.scaler.state_dict() if run.scaler else None, "config": run.cfg.to_dict(),
-            "elapsed_s": run.elapsed_s, "knn_history": run.knn_history, "total_steps": run.total_steps}
+            "elapsed_s": run.elapsed_s, "knn_history": run.knn_history, "total_steps": run.total_steps,
+            "monitor": {"cost_s": run.monitor.cost_s, "alarmed": run.monitor.alarmed, "strikes": run.monitor.strikes}}
 
 
 def save(run: Run) -> None:
@@ -149,6 +153,9 @@ def restore(run: Run, state: dict[str, Any]) -> None:
         run.scaler.load_state_dict(state["scaler"])
     run.step, run.elapsed_s = state["step"], state["elapsed_s"]
     run.knn_history = list(state.get("knn_history", []))
+    mon = state.get("monitor", {})
+    run.monitor.cost_s, run.monitor.alarmed = mon.get("cost_s", 0.0), mon.get("alarmed", False)
+    run.monitor.strikes = mon.get("strikes", 0)
 
 
 # ------------------------------------------------------------------------------------ data order
@@ -213,8 +220,10 @@ def train_step(run: Run, step: int, images: torch.Tensor) -> tuple[torch.Tensor,
     views = run.views(images, generator=view_generator(run, step))
     if cfg.train.channels_last:
         views = [v.contiguous(memory_format=torch.channels_last) for v in views]
+    run.monitor.before_forward(step)
     with autocast(run.device, run.precision):
         out = run.model(views, step)
+    run.monitor.after_forward()
     loss = out.loss
     if cfg.train.stop_on_nan and not torch.isfinite(loss):
         last = run.run_dir / rundir.CHECKPOINT
@@ -267,6 +276,12 @@ def fit(run: Run) -> dict[str, Any]:
             t0 = time.perf_counter()
             batch = images_all[batch_indices(run, step, perm).to(images_all.device)]
             loss, logs, out = train_step(run, step, batch.to(run.device, non_blocking=True))
+            if run.monitor.due(step):
+                diag = run.monitor.compute(step, out)
+                alarm = run.monitor.check(step, diag, out.logs)
+                rundir.append_metrics(run.run_dir, {"step": step + 1, "epoch": (step + 1) / run.steps_per_epoch, **diag,
+                                                    **({"alarm": alarm} if alarm else {})})
+                run.monitor.scalars(step, diag)
             run.step += 1
             run.elapsed_s += time.perf_counter() - t0
             n_window += len(batch) * dist.world_size()
@@ -278,6 +293,7 @@ def fit(run: Run) -> dict[str, Any]:
                        "images_per_s": ips, **{k: float(v) for k, v in {**logs, **out.logs}.items()}}
                 if main:
                     rundir.append_metrics(run.run_dir, row)
+                    run.monitor.scalars(run.step, row)
                 bar.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{ips:.0f}")
                 t_window, n_window = time.perf_counter(), 0
             bar.update(1)
@@ -295,6 +311,8 @@ def fit(run: Run) -> dict[str, Any]:
         save(run)  # a clean stop keeps everything done so far
         bar.close()
         raise
+    finally:
+        run.monitor.close()
     bar.close()
     save(run)
     return finish(run, last_loss)
@@ -317,6 +335,8 @@ def finish(run: Run, last_loss: float) -> dict[str, Any]:
         "knn": {"k": cfg.eval.knn_k, "t": cfg.eval.knn_t}, "wall_s": round(run.elapsed_s, 2),
         "images_per_s": round(run.step * cfg.data.batch_size / max(run.elapsed_s, 1e-9), 1),
         "device": str(run.device), "precision": run.precision, "world_size": dist.world_size(),
+        "diag_s": round(run.monitor.cost_s, 3), "diag_fraction": round(run.monitor.cost_s / max(run.elapsed_s, 1e-9), 4),
+        "collapse_alarm": run.monitor.alarmed,
         "run_dir": str(run.run_dir),
     }
     if cfg.eval.linear:

@@ -94,6 +94,16 @@ class Method(nn.Module):
     def after_step(self, step: int, total_steps: int) -> None:
         """Hook run after each optimizer step and EMA update."""
 
+    def predictor_matrices(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
+        """``(W, F)`` for methods with a linear predictor W and a tracked correlation F (or None),
+        so the loop can log predictor dynamics; None for the rest."""
+        return None
+
+    def head_bn(self) -> nn.Module | None:
+        """The BatchNorm at the output of the projector, if any, for the center vector before and
+        after it (Jha et al. 2024, Fig. 5)."""
+        return None
+
 
 def make_target(module: nn.Module) -> nn.Module:
     """A frozen copy of ``module`` for an EMA target: no parameter of it ever gets a gradient."""

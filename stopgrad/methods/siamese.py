@@ -110,6 +110,10 @@ class SiameseMethod(Method):
             groups.append(group)
         return groups
 
+    def head_bn(self) -> nn.Module | None:
+        last = self.projector[-1]
+        return last if isinstance(last, nn.BatchNorm1d) else None
+
     def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         if self.target_backbone is None:
             return []

@@ -1,0 +1,122 @@
+"""The training loop's view of the diagnostics: every ``train.diag_every`` steps it computes the
+collapse and dynamics metrics of :mod:`stopgrad.diagnostics` on the current batch, logs them under
+``diag/``, saves eigenspectra to ``spectra.jsonl``, raises alarms, and optionally mirrors scalars
+to TensorBoard. Its cost is timed and reported as a fraction of training time."""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from stopgrad import diagnostics as D
+from stopgrad.config import TrainConfig
+from stopgrad.methods.base import Method, StepOutput
+
+
+class CollapseError(RuntimeError):
+    """A collapse alarm fired with ``train.stop_on_collapse``; the last good checkpoint is kept."""
+
+
+class CollapseWarning(UserWarning):
+    """A collapse alarm (printed once per run)."""
+
+
+class Monitor:
+    """Diagnostics, alarms and optional TensorBoard mirroring for one run."""
+
+    def __init__(self, run_dir: Path, cfg: TrainConfig, method: Method, enabled: bool = True) -> None:
+        self.run_dir, self.cfg, self.method, self.enabled = Path(run_dir), cfg, method, enabled
+        self.strikes = 0
+        self.alarmed = False
+        self.cost_s = 0.0
+        self._pre_bn: torch.Tensor | None = None
+        self._hook = None
+        self.tb = self._open_tensorboard() if (cfg.tensorboard and enabled) else None
+
+    def _open_tensorboard(self):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as e:
+            raise ImportError("train.tensorboard=true needs the tensorboard package: "
+                              "pip install -c constraints.txt 'stopgrad[tensorboard]'") from e
+        return SummaryWriter(str(self.run_dir / "tensorboard"))
+
+    def due(self, step: int) -> bool:
+        return self.enabled and self.cfg.diag_every > 0 and step % self.cfg.diag_every == 0
+
+    # ------------------------------------------------------------------ pre-BN capture (Jha Fig. 5)
+    def before_forward(self, step: int) -> None:
+        bn = self.method.head_bn()
+        if self.due(step) and bn is not None:
+            self._pre_bn = None
+            self._hook = bn.register_forward_hook(self._capture)
+
+    def _capture(self, module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        if self._pre_bn is None:  # the first view only
+            self._pre_bn = inputs[0].detach()
+
+    def after_forward(self) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+
+    # ------------------------------------------------------------------------------ metrics
+    def compute(self, step: int, out: StepOutput) -> dict[str, float]:
+        """All diagnostics of this step, keyed ``diag/<name>``."""
+        t0 = time.perf_counter()
+        metrics: dict[str, float] = {}
+        if out.embeddings:
+            metrics.update(D.embedding_diagnostics(out.embeddings, out.features))
+        if self._pre_bn is not None:
+            metrics["center_norm_pre_bn"] = D.center_norm(self._pre_bn)
+            self._pre_bn = None
+        mats = self.method.predictor_matrices()
+        if mats is not None:
+            metrics.update(D.predictor_diagnostics(*mats))
+        if self.cfg.spectrum_every and step % self.cfg.spectrum_every == 0 and out.embeddings:
+            spec = D.spectrum(out.embeddings[0]).tolist()
+            with open(self.run_dir / "spectra.jsonl", "a") as f:
+                f.write(json.dumps({"step": step, "spectrum": spec}) + "\n")
+        self.cost_s += time.perf_counter() - t0
+        return {f"diag/{k}": float(v) for k, v in metrics.items()}
+
+    def check(self, step: int, metrics: dict[str, float], logs: dict[str, Any]) -> str | None:
+        """Alarm message when a collapse condition has held ``alarm_patience`` checks in a row."""
+        message = None
+        if out_d := (self.method_dim(metrics)):
+            message = D.collapse_alarm(metrics, out_d)
+        if message is None and "softmax_ce" in logs and hasattr(self.method, "softmax_classes"):
+            message = D.uniform_collapse_alarm(float(logs["softmax_ce"]), int(self.method.softmax_classes))
+        self.strikes = self.strikes + 1 if message else 0
+        if not message or self.strikes < self.cfg.alarm_patience:
+            return None
+        text = f"collapse alarm at step {step}: {message}"
+        if not self.alarmed:
+            warnings.warn(text, CollapseWarning, stacklevel=2)
+            self.alarmed = True
+        if self.cfg.stop_on_collapse:
+            raise CollapseError(f"{text}; stopped (train.stop_on_collapse) with the last good checkpoint kept in "
+                                f"{self.run_dir}")
+        return text
+
+    @staticmethod
+    def method_dim(metrics: dict[str, float]) -> int | None:
+        ref = metrics.get("diag/dim_std_ref")
+        return round(1.0 / ref**2) if ref else None
+
+    def scalars(self, step: int, row: dict[str, Any]) -> None:
+        if self.tb is None:
+            return
+        for k, v in row.items():
+            if isinstance(v, (int, float)) and k != "step":
+                self.tb.add_scalar(k, v, step)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()

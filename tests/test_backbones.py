@@ -1,0 +1,152 @@
+"""Tests for stopgrad.backbones: shapes, widths, parameter counts, stems, precision and errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from stopgrad.backbones import BACKBONES, STEMS, BasicBlock, Bottleneck, build_backbone
+
+# (name, stem, nominal feat_dim at width 1)
+CONFIGS = [
+    ("resnet18", "cifar", 512), ("resnet18", "small", 512), ("resnet18", "imagenet", 512),
+    ("resnet50", "cifar", 2048), ("resnet50", "small", 2048), ("resnet50", "imagenet", 2048),
+    ("resnet9", "cifar", 512), ("convnet", "cifar", 256),
+]
+SHAPES = [(1, 28), (3, 32)]
+
+
+def record_shape(module: nn.Module, shapes: dict[str, torch.Size]) -> None:
+    """Store the output shape of ``module`` in ``shapes["out"]`` on the next forward."""
+    def hook(mod: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        shapes["out"] = output.shape
+    module.register_forward_hook(hook)
+
+
+def n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+@pytest.mark.parametrize("name,stem,feat", CONFIGS)
+@pytest.mark.parametrize("channels,size", SHAPES)
+def test_output_shape_and_feat_dim(name: str, stem: str, feat: int, channels: int, size: int) -> None:
+    net, feat_dim = build_backbone(name, in_channels=channels, stem=stem)
+    assert feat_dim == feat == net.feat_dim
+    out = net(torch.randn(2, channels, size, size))
+    assert out.shape == (2, feat_dim)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])
+def test_imagenet_stem_at_96(name: str) -> None:
+    net, feat_dim = build_backbone(name, in_channels=3, stem="imagenet")
+    shapes: dict[str, torch.Size] = {}
+    record_shape(net.layer1, shapes)
+    assert net(torch.randn(2, 3, 96, 96)).shape == (2, feat_dim)
+    assert shapes["out"][-2:] == (24, 24)  # 7x7/2 conv + 3x3/2 max-pool: 96 / 4
+
+
+@pytest.mark.parametrize("channels,size", SHAPES)
+def test_mlp_shapes(channels: int, size: int) -> None:
+    net, feat_dim = build_backbone("mlp", in_channels=channels, image_size=size, hidden=64, depth=3)
+    assert feat_dim == 64
+    assert net(torch.randn(4, channels, size, size)).shape == (4, 64)
+    assert sum(isinstance(m, nn.Linear) for m in net.modules()) == 3
+    vec, dim = build_backbone("mlp", in_dim=10, hidden=16, depth=1)
+    assert vec(torch.randn(4, 10)).shape == (4, dim) == (4, 16)
+    with pytest.raises(ValueError, match="in_dim"):
+        net(torch.randn(4, channels, size + 1, size + 1))
+
+
+def test_resnet18_cifar_param_count() -> None:
+    # torchvision resnet18 has 11,689,512 params: minus fc (513,000) and swapping the 7x7x3x64 stem
+    # conv (9,408) for a 3x3x3x64 one (1,728) gives 11,168,832.
+    net, _ = build_backbone("resnet18", in_channels=3, stem="cifar")
+    assert n_params(net) == 11_168_832
+    net50, _ = build_backbone("resnet50", in_channels=3, stem="imagenet")
+    assert n_params(net50) == 25_557_032 - 2_049_000  # torchvision resnet50 minus fc
+
+
+@pytest.mark.parametrize("name,base_feat", [("resnet18", 512), ("resnet50", 2048), ("resnet9", 512),
+                                            ("convnet", 256), ("mlp", 512)])
+def test_width_multiplier(name: str, base_feat: int) -> None:
+    nets = {w: build_backbone(name, in_channels=1, width=w) for w in (0.5, 1.0, 2.0)}
+    for w, (net, feat_dim) in nets.items():
+        assert feat_dim == round(base_feat * w)
+    p = {w: n_params(net) for w, (net, _) in nets.items()}
+    assert p[0.5] < p[1.0] < p[2.0]
+    if name != "mlp":  # conv weights dominate and scale with width²
+        assert 3.5 < p[2.0] / p[1.0] < 4.1 and 3.5 < p[1.0] / p[0.5] < 4.1
+    tiny, feat_dim = build_backbone(name, in_channels=1, width=0.001)  # widths round up to 1 channel
+    assert feat_dim == (4 if name == "resnet50" else 1)
+    assert tiny(torch.randn(2, 1, 28, 28)).shape == (2, feat_dim)
+
+
+@pytest.mark.parametrize("stem,expected", [("cifar", 28), ("small", 14), ("imagenet", 7)])
+def test_stem_resolution(stem: str, expected: int) -> None:
+    net, _ = build_backbone("resnet18", in_channels=1, stem=stem)
+    sizes: dict[str, torch.Size] = {}
+    record_shape(net.layer1, sizes)
+    net(torch.randn(2, 1, 28, 28))
+    assert sizes["out"][-2:] == (expected, expected)
+
+
+def test_unknown_name_and_stem_raise() -> None:
+    with pytest.raises(ValueError) as err:
+        build_backbone("resnet19")
+    msg = str(err.value)
+    assert "'resnet19'" in msg and all(name in msg for name in BACKBONES)
+    with pytest.raises(ValueError) as err:
+        build_backbone("resnet18", stem="cifra")
+    assert "'cifra'" in str(err.value) and all(s in str(err.value) for s in STEMS)
+    with pytest.raises(ValueError, match="'small'.*convnet"):
+        build_backbone("convnet", stem="small")
+    with pytest.raises(ValueError, match="hiden"):
+        build_backbone("mlp", hiden=3)
+    with pytest.raises(ValueError, match="no residual"):
+        build_backbone("convnet", zero_init_residual=True)
+    with pytest.raises(ValueError, match="width"):
+        build_backbone("convnet", width=0)
+
+
+@pytest.mark.parametrize("name,stem", [("resnet18", "cifar"), ("resnet18", "small"), ("resnet50", "imagenet"),
+                                       ("resnet9", "cifar"), ("convnet", "cifar"), ("mlp", "cifar")])
+def test_channels_last_bf16_autocast(name: str, stem: str) -> None:
+    net, feat_dim = build_backbone(name, in_channels=1, stem=stem)
+    net = net.to(memory_format=torch.channels_last)
+    x = torch.randn(4, 1, 28, 28).to(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = net(x)
+    assert out.shape == (4, feat_dim)
+    assert torch.isfinite(out.float()).all()
+    out.float().square().mean().backward()
+    grads = [p.grad for p in net.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "resnet9"])
+def test_zero_init_residual(name: str) -> None:
+    net, _ = build_backbone(name, in_channels=1, width=0.25, zero_init_residual=True)
+    blocks = [m for m in net.modules() if isinstance(m, (BasicBlock, Bottleneck))]
+    if name == "resnet9":
+        blocks = [m for m in net.modules() if type(m).__name__ == "_Residual"]
+        assert len(blocks) == 2
+        assert all((b.body[-1][1].weight == 0).all() for b in blocks)
+    else:
+        assert len(blocks) == (8 if name == "resnet18" else 16)
+        assert all((b.last_bn.weight == 0).all() for b in blocks)
+    # a block without a projection shortcut starts as the identity on non-negative inputs
+    net.eval()
+    for block in blocks:
+        if name != "resnet9" and not isinstance(block.downsample, nn.Identity):
+            continue
+        c = block.body[0][0].in_channels if name == "resnet9" else block.conv1.in_channels
+        x = torch.rand(2, c, 7, 7)
+        torch.testing.assert_close(block(x), x)
+    default, _ = build_backbone(name, in_channels=1, width=0.25)
+    assert all(m.weight.abs().sum() > 0 for m in default.modules() if isinstance(m, nn.BatchNorm2d))
