@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import colorsys
-import dataclasses
 
 import pytest
 import torch

@@ -1,0 +1,69 @@
+"""The loop's diagnostics: logged under diag/, spectra saved, alarms on collapse only."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from stopgrad.config import TrainConfig, resolve
+from stopgrad.methods.base import StepOutput
+from stopgrad.monitor import CollapseError, CollapseWarning, Monitor
+from stopgrad.train import train
+
+
+class _NoMethod:
+    def predictor_matrices(self):
+        return None
+
+    def head_bn(self):
+        return None
+
+
+def _out(z):
+    return StepOutput(loss=torch.tensor(0.0), embeddings=[z, z], features=z)
+
+
+def test_alarm_fires_after_patience_on_collapse_and_not_on_gaussian(tmp_path):
+    mon = Monitor(tmp_path, TrainConfig(alarm_patience=2), _NoMethod())
+    healthy = _out(torch.randn(256, 64))
+    for step in range(5):
+        assert mon.check(step, mon.compute(step, healthy), {}) is None
+    collapsed = _out(torch.ones(256, 64) + 1e-4 * torch.randn(256, 64))
+    assert mon.check(10, mon.compute(10, collapsed), {}) is None  # first strike only
+    with pytest.warns(CollapseWarning, match="collapse alarm at step 11"):
+        msg = mon.check(11, mon.compute(11, collapsed), {})
+    assert "center_norm" in msg or "dim_std" in msg or "effective_rank" in msg
+
+
+def test_stop_on_collapse_raises(tmp_path):
+    mon = Monitor(tmp_path, TrainConfig(alarm_patience=1, stop_on_collapse=True), _NoMethod())
+    collapsed = _out(torch.ones(64, 16))
+    with pytest.raises(CollapseError, match="last good checkpoint"), pytest.warns(CollapseWarning):
+        mon.check(3, mon.compute(3, collapsed), {})
+
+
+def test_uniform_collapse_alarm_for_softmax_methods(tmp_path):
+    class Softmax(_NoMethod):
+        softmax_classes = 100
+
+    mon = Monitor(tmp_path, TrainConfig(alarm_patience=1), Softmax())
+    with pytest.warns(CollapseWarning, match="ln"):
+        assert mon.check(0, {}, {"softmax_ce": float(torch.log(torch.tensor(100.0)))})
+    mon2 = Monitor(tmp_path, TrainConfig(alarm_patience=1), Softmax())
+    assert mon2.check(0, {}, {"softmax_ce": 2.0}) is None
+
+
+def test_training_logs_diagnostics_and_spectra(tiny):
+    summary = train(resolve(None, tiny(**{"method.heads": "small", "train.steps": 4, "train.diag_every": 2,
+                                          "train.spectrum_every": 2})))
+    d = Path(summary["run_dir"])
+    rows = [json.loads(line) for line in open(d / "metrics.jsonl")]
+    diag = [r for r in rows if "diag/center_norm" in r]
+    assert [r["step"] for r in diag] == [1, 3]
+    for key in ("diag/dim_std", "diag/effective_rank", "diag/residual_norm", "diag/center_norm_pre_bn",
+                "diag/feat_center_norm"):
+        assert key in diag[0]
+    spectra = [json.loads(line) for line in open(d / "spectra.jsonl")]
+    assert len(spectra) == 2 and all(len(s["spectrum"]) == 32 for s in spectra)
+    assert summary["diag_fraction"] > 0 and summary["collapse_alarm"] is False
