@@ -300,7 +300,8 @@ def fit(run: Run) -> dict[str, Any]:
             if knn_every and run.step % knn_every == 0 and run.step < run.total_steps and main:
                 acc = evaluate_knn(run, cfg.eval.knn_train_limit)
                 if acc is not None:
-                    row = {"step": run.step, "epoch": run.step / run.steps_per_epoch, "knn_top1": acc}
+                    row = {"step": run.step, "epoch": run.step / run.steps_per_epoch, "knn_top1": acc,
+                           "knn_train_images": min(cfg.eval.knn_train_limit or len(run.train_set), len(run.train_set))}
                     run.knn_history.append(row)
                     rundir.append_metrics(run.run_dir, row)
                     bar.write(f"step {run.step}: kNN top-1 {acc:.4f}")
