@@ -49,6 +49,7 @@ class ModelConfig:
     stem: str = "cifar"
     width: float = 1.0
     zero_init_residual: bool = False
+    options: dict[str, Any] = field(default_factory=dict)  # backbone-specific, e.g. {pool: 3} for convnet
 
 
 @dataclass
@@ -256,7 +257,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 def _merge(dst: dict, src: dict) -> dict:
     for k, v in src.items():
-        if isinstance(v, dict) and isinstance(dst.get(k), dict) and k != "view_overrides":
+        if isinstance(v, dict) and isinstance(dst.get(k), dict) and k not in ("view_overrides", "options"):
             _merge(dst[k], v)
         else:
             dst[k] = v

@@ -72,7 +72,8 @@ def build_model(cfg: RunConfig, in_channels: int) -> Method:
     """Backbone + method, seeded from ``cfg.train.seed``."""
     torch.manual_seed(cfg.train.seed)
     backbone, feat_dim = build_backbone(cfg.model.backbone, in_channels=in_channels, width=cfg.model.width,
-                                        stem=cfg.model.stem, zero_init_residual=cfg.model.zero_init_residual)
+                                        stem=cfg.model.stem, zero_init_residual=cfg.model.zero_init_residual,
+                                        **cfg.model.options)
     return get_method(cfg.method_name)(backbone, feat_dim, cfg.method)
 
 

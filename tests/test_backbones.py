@@ -8,11 +8,11 @@ from torch import nn
 
 from stopgrad.backbones import BACKBONES, STEMS, BasicBlock, Bottleneck, build_backbone
 
-# (name, stem, nominal feat_dim at width 1)
+# (name, stem, width, feat_dim); ResNet-50 at width 1/4 keeps the suite fast (width is tested below)
 CONFIGS = [
-    ("resnet18", "cifar", 512), ("resnet18", "small", 512), ("resnet18", "imagenet", 512),
-    ("resnet50", "cifar", 2048), ("resnet50", "small", 2048), ("resnet50", "imagenet", 2048),
-    ("resnet9", "cifar", 512), ("convnet", "cifar", 256),
+    ("resnet18", "cifar", 1.0, 512), ("resnet18", "small", 1.0, 512), ("resnet18", "imagenet", 1.0, 512),
+    ("resnet50", "cifar", 0.25, 512), ("resnet50", "small", 0.25, 512), ("resnet50", "imagenet", 0.25, 512),
+    ("resnet9", "cifar", 1.0, 512), ("convnet", "cifar", 1.0, 256),
 ]
 SHAPES = [(1, 28), (3, 32)]
 
@@ -29,14 +29,20 @@ def n_params(module: nn.Module) -> int:
 
 
 @pytest.fixture(autouse=True)
-def _seed() -> None:
+def _seed_and_one_thread():
+    """Seeded, single-threaded: batches of 2 gain nothing from threads, and on a shared 2-core
+    machine two threads were several times slower (see benchmarks/bench_backbones.py)."""
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("name,stem,feat", CONFIGS)
+@pytest.mark.parametrize("name,stem,width,feat", CONFIGS)
 @pytest.mark.parametrize("channels,size", SHAPES)
-def test_output_shape_and_feat_dim(name: str, stem: str, feat: int, channels: int, size: int) -> None:
-    net, feat_dim = build_backbone(name, in_channels=channels, stem=stem)
+def test_output_shape_and_feat_dim(name: str, stem: str, width: float, feat: int, channels: int, size: int) -> None:
+    net, feat_dim = build_backbone(name, in_channels=channels, width=width, stem=stem)
     assert feat_dim == feat == net.feat_dim
     out = net(torch.randn(2, channels, size, size))
     assert out.shape == (2, feat_dim)
@@ -44,7 +50,7 @@ def test_output_shape_and_feat_dim(name: str, stem: str, feat: int, channels: in
 
 @pytest.mark.parametrize("name", ["resnet18", "resnet50"])
 def test_imagenet_stem_at_96(name: str) -> None:
-    net, feat_dim = build_backbone(name, in_channels=3, stem="imagenet")
+    net, feat_dim = build_backbone(name, in_channels=3, width=0.5, stem="imagenet")
     shapes: dict[str, torch.Size] = {}
     record_shape(net.layer1, shapes)
     assert net(torch.randn(2, 3, 96, 96)).shape == (2, feat_dim)
@@ -114,10 +120,11 @@ def test_unknown_name_and_stem_raise() -> None:
         build_backbone("convnet", width=0)
 
 
-@pytest.mark.parametrize("name,stem", [("resnet18", "cifar"), ("resnet18", "small"), ("resnet50", "imagenet"),
-                                       ("resnet9", "cifar"), ("convnet", "cifar"), ("mlp", "cifar")])
-def test_channels_last_bf16_autocast(name: str, stem: str) -> None:
-    net, feat_dim = build_backbone(name, in_channels=1, stem=stem)
+@pytest.mark.parametrize("name,stem,width", [("resnet18", "cifar", 0.5), ("resnet18", "small", 1.0),
+                                             ("resnet50", "imagenet", 0.25), ("resnet9", "cifar", 0.5),
+                                             ("convnet", "cifar", 1.0), ("mlp", "cifar", 1.0)])
+def test_channels_last_bf16_autocast(name: str, stem: str, width: float) -> None:
+    net, feat_dim = build_backbone(name, in_channels=1, width=width, stem=stem)
     net = net.to(memory_format=torch.channels_last)
     x = torch.randn(4, 1, 28, 28).to(memory_format=torch.channels_last)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -150,3 +157,16 @@ def test_zero_init_residual(name: str) -> None:
         torch.testing.assert_close(block(x), x)
     default, _ = build_backbone(name, in_channels=1, width=0.25)
     assert all(m.weight.abs().sum() > 0 for m in default.modules() if isinstance(m, nn.BatchNorm2d))
+
+
+def test_convnet_pool_grid_keeps_layout():
+    net, dim = build_backbone("convnet", in_channels=1, width=0.25, pool=3)
+    assert dim == 64 * 9
+    x = torch.randn(2, 1, 28, 28)
+    assert net(x).shape == (2, dim)
+    gap, gdim = build_backbone("convnet", in_channels=1, width=0.25)
+    gap.load_state_dict(net.state_dict())
+    # the grid features average back to the global-pooled ones
+    assert torch.allclose(net.eval()(x).view(2, 64, 9).mean(-1), gap.eval()(x), atol=1e-5)
+    with pytest.raises(ValueError, match="pool=0"):
+        build_backbone("convnet", pool=0)

@@ -146,7 +146,7 @@ def test_collapse_alarm(collapsed, gaussian):
     # each criterion alone, keys with or without the loop's "diag/" prefix
     assert "effective_rank" in dg.collapse_alarm({"effective_rank": 1.2}, d)
     assert "center_norm" in dg.collapse_alarm({"diag/center_norm": 0.97}, d)
-    assert dg.collapse_alarm({"dim_std": 0.5 / math.sqrt(d), "effective_rank": 3.0, "center_norm": 0.5}, d) is None
+    assert dg.collapse_alarm({"dim_std": 0.5 / math.sqrt(d), "effective_rank": 10.0, "center_norm": 0.5}, d) is None
     assert dg.collapse_alarm({}, d) is None
 
 
@@ -158,3 +158,12 @@ def test_uniform_collapse_alarm():
     assert dg.uniform_collapse_alarm(0.5 * math.log(k), k) is None
     with pytest.raises(ValueError):
         dg.uniform_collapse_alarm(1.0, 1)
+
+
+def test_dimensional_collapse_alarm_needs_both_signals():
+    from stopgrad.diagnostics import collapse_alarm
+
+    d = 256
+    assert "dimensional collapse" in collapse_alarm({"center_norm": 0.4, "effective_rank": 12.0, "dim_std": 0.058}, d)
+    assert collapse_alarm({"center_norm": 0.4, "effective_rank": 80.0, "dim_std": 0.06}, d) is None
+    assert collapse_alarm({"center_norm": 0.1, "effective_rank": 12.0, "dim_std": 0.06}, d) is None
