@@ -74,7 +74,7 @@ def test_per_sample_crops_differ() -> None:
     assert all(not torch.equal(flat[0], flat[i]) for i in range(1, 8))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="exercises the CUDA path of the views; runs only where a GPU is present (CI and this machine have none)")
 def test_cuda_matches_cpu_with_cpu_generator() -> None:
     views = build_views("96-byol", size=24)
     x = _images(4, 3, 32, 32)
