@@ -12,7 +12,6 @@ Examples:
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -85,19 +84,8 @@ def run_method(run_dir: Path) -> str:
 
 def read_spectra(run_dir: Path) -> list[dict[str, Any]]:
     """Rows of ``spectra.jsonl`` sorted by step (empty when absent)."""
-    path = Path(run_dir) / "spectra.jsonl"
-    if not path.exists():
-        return []
-    rows = []
-    for i, line in enumerate(path.read_text().splitlines()):
-        if line.strip():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{i + 1}: not a JSON line ({e})") from e
-            if "step" in row and row.get("spectrum"):
-                rows.append(row)
-    return sorted(rows, key=lambda r: r["step"])
+    rows = rundir.read_metrics(run_dir, "spectra.jsonl")
+    return sorted((r for r in rows if "step" in r and r.get("spectrum")), key=lambda r: r["step"])
 
 
 def load_run_data(run_dir: Path) -> RunData:

@@ -75,8 +75,9 @@ def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
         f.flush()
 
 
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    path = Path(run_dir) / "metrics.jsonl"
+def read_metrics(run_dir: Path, name: str = "metrics.jsonl") -> list[dict[str, Any]]:
+    """Rows of a run's JSON-lines file (``metrics.jsonl`` or ``spectra.jsonl``); empty when absent."""
+    path = Path(run_dir) / name
     if not path.exists():
         return []
     rows = []
