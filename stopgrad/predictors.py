@@ -103,13 +103,13 @@ class CorrelationTracker(nn.Module):
 
 # ------------------------------------------------------------------------------ closed forms
 def _check_square(F: torch.Tensor) -> torch.Tensor:
-    if F.dim() != 2 or F.shape[0] != F.shape[1]:
-        raise ValueError(f"F must be a square (D, D) matrix, got shape {tuple(F.shape)}")
+    if F.dim() < 2 or F.shape[-1] != F.shape[-2]:
+        raise ValueError(f"F must be a square (D, D) matrix or a batch (..., D, D), got shape {tuple(F.shape)}")
     return F.detach().to(torch.float32)
 
 
 def directset_weight(F: torch.Tensor, alpha: float, eps: float,
-                     min_value: float = MIN_EIGENVALUE) -> torch.Tensor:
+                     min_value: float = MIN_EIGENVALUE, normalize: bool = True) -> torch.Tensor:
     """DirectSet(alpha): ``W = U diag(max((s⁺/s_max)^alpha + eps, min_value)) Uᵀ``.
 
     Wang, Chen, Du, Tian 2021 (arXiv 2110.04947): the family between DirectPred (alpha = 1/2)
@@ -119,21 +119,28 @@ def directset_weight(F: torch.Tensor, alpha: float, eps: float,
     eigenvalue (e.g. all zeros) gives ``max(eps, min_value)·I``. ``F`` is taken as symmetric
     (``eigh`` reads its lower triangle). Cost: one ``eigh`` and one ``D³`` product.
 
+    ``normalize=False`` drops the division by ``s_max`` (``W = F⁺^alpha + eps·I``), the
+    un-normalised form of the linear-network analysis (:mod:`stopgrad.theory.wang`), where the scale
+    of ``W`` matters. A batch ``(..., D, D)`` of correlations gives a batch of heads.
+
     Args:
-        F: symmetric correlation ``(D, D)``.
+        F: symmetric correlation ``(D, D)`` or ``(..., D, D)``.
         alpha: exponent > 0.
         eps: ridge added to every eigenvalue.
         min_value: lower clamp of the eigenvalues of ``W``.
+        normalize: divide the eigenvalues by the largest one first.
 
     Returns:
-        symmetric ``(D, D)`` float32 ``W``.
+        symmetric float32 ``W``, shaped like ``F``.
     """
     if alpha <= 0:
         raise ValueError(f"alpha={alpha}: must be > 0")
     s, U = torch.linalg.eigh(_check_square(F))  # ascending; reads the lower triangle only
-    s_max = s.max().clamp_min(torch.finfo(s.dtype).tiny)
-    p = (s.clamp_min(0) / s_max).pow(alpha).add(eps).clamp_min(min_value)  # (D,)
-    return (U * p) @ U.T
+    s = s.clamp_min(0)
+    if normalize:
+        s = s / s.amax(-1, keepdim=True).clamp_min(torch.finfo(s.dtype).tiny)
+    p = s.pow(alpha).add(eps).clamp_min(min_value)  # (..., D)
+    return (U * p.unsqueeze(-2)) @ U.mT
 
 
 def directpred_weight(F: torch.Tensor, eps: float = 0.01, min_value: float = MIN_EIGENVALUE) -> torch.Tensor:
@@ -147,7 +154,8 @@ def directpred_weight(F: torch.Tensor, eps: float = 0.01, min_value: float = MIN
 
 
 def top_eigenvalue(F: torch.Tensor, iters: int = 5) -> torch.Tensor:
-    """Largest eigenvalue of a symmetric PSD ``F`` by ``iters`` power iterations (0-d tensor).
+    """Largest eigenvalue of a symmetric PSD ``F`` by ``iters`` power iterations (0-d tensor; one
+    value per matrix for a batch ``(..., D, D)``).
 
     Starts from the column of ``F`` with the largest diagonal entry (never orthogonal to the top
     eigenvector unless that column is 0) and returns the Rayleigh quotient ``vᵀFv`` of the last
@@ -156,13 +164,14 @@ def top_eigenvalue(F: torch.Tensor, iters: int = 5) -> torch.Tensor:
     """
     if iters < 1:
         raise ValueError(f"power_iters={iters}: need at least 1")
-    F = _check_square(F)
-    v = F[:, torch.argmax(torch.diagonal(F))]  # (D,)
+    F = _check_square(F)  # (..., D, D)
+    col = torch.diagonal(F, dim1=-2, dim2=-1).argmax(-1)  # (...,)
+    v = torch.take_along_dim(F, col[..., None, None].expand(*F.shape[:-1], 1), dim=-1)  # (..., D, 1)
     tiny = torch.finfo(F.dtype).tiny
     for _ in range(iters):
         v = F @ v
-        v = v / v.norm().clamp_min(tiny)
-    return v @ (F @ v)
+        v = v / torch.linalg.vector_norm(v, dim=-2, keepdim=True).clamp_min(tiny)
+    return (v.mT @ (F @ v))[..., 0, 0]
 
 
 def directcopy_weight(F: torch.Tensor, eps: float = 0.25, norm: str = "spectral",
@@ -183,8 +192,10 @@ def directcopy_weight(F: torch.Tensor, eps: float = 0.25, norm: str = "spectral"
     A zero norm (``F = 0``) gives ``eps·I``. ``F`` is taken as symmetric (the tracker's is), so
     ``W`` is as symmetric as ``F``. Cost: ``O(power_iters·D²)``, no ``D³`` step.
 
+    A batch ``(..., D, D)`` gives a batch of heads, each with its own norm.
+
     Returns:
-        symmetric ``(D, D)`` float32 ``W``.
+        symmetric float32 ``W``, shaped like ``F``.
     """
     if norm not in COPY_NORMS:
         raise ValueError(f"norm={norm!r}: expected one of {COPY_NORMS}")
@@ -194,10 +205,10 @@ def directcopy_weight(F: torch.Tensor, eps: float = 0.25, norm: str = "spectral"
     elif norm == "frobenius":
         scale = torch.linalg.matrix_norm(F)
     else:
-        scale = torch.ones((), dtype=F.dtype, device=F.device)
+        scale = torch.ones(F.shape[:-2], dtype=F.dtype, device=F.device)
     inv = torch.where(scale > 0, 1.0 / scale.clamp_min(torch.finfo(F.dtype).tiny), 0.0)  # no host sync
-    W = F * inv  # (D, D), a new tensor
-    W.diagonal().add_(eps)
+    W = F * inv[..., None, None]  # (..., D, D), a new tensor
+    W.diagonal(dim1=-2, dim2=-1).add_(eps)
     return W
 
 

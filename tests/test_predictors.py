@@ -64,6 +64,27 @@ def test_directset_half_is_directpred():
     assert torch.allclose(directset_weight(F, 0.5, 0.01), directpred_weight(F, 0.01), atol=1e-6)
 
 
+def test_unnormalised_directset_is_the_matrix_power():
+    F = psd(seed=7)
+    W = directset_weight(F, 0.5, 0.0, min_value=0.0, normalize=False)
+    np.testing.assert_allclose((W @ W).numpy(), F.numpy(), atol=2e-4)  # F^(1/2) squared is F
+    assert torch.allclose(directset_weight(F, 1.0, 0.1, normalize=False), F + 0.1 * torch.eye(24), atol=2e-5)
+
+
+def test_closed_forms_of_a_batch_equal_each_matrix_alone():
+    Fs = torch.stack([psd(seed=k) * (k + 1) for k in range(3)])  # different scales per matrix
+    for fn in (lambda F: directset_weight(F, 0.5, 0.01), lambda F: directset_weight(F, 1.0, 0.0, normalize=False),
+               lambda F: directcopy_weight(F, 0.25, "spectral"), lambda F: directcopy_weight(F, 0.25, "frobenius"),
+               lambda F: directcopy_weight(F, 0.25, "none")):
+        batched = fn(Fs)
+        assert batched.shape == Fs.shape
+        for k in range(3):
+            assert torch.allclose(batched[k], fn(Fs[k]), atol=1e-5)
+    assert torch.allclose(top_eigenvalue(Fs), torch.stack([top_eigenvalue(F) for F in Fs]))
+    with pytest.raises(ValueError, match="square"):
+        directset_weight(torch.zeros(3, 4), 0.5, 0.01)
+
+
 def test_closed_forms_of_zero_correlation_are_eps_identity():
     Z = torch.zeros(6, 6)
     assert torch.allclose(directpred_weight(Z, 0.01), 0.01 * torch.eye(6), atol=1e-7)
