@@ -12,3 +12,4 @@ __all__ = ["CLAIM_SETS", "Claim", "ClaimSet", "Verdict", "get_claim_set", "regis
 from stopgrad.reproduce import wen_li  # noqa: E402,F401  (registers wen-li-2022)
 from stopgrad.reproduce import jha  # noqa: E402,F401  (registers jha-2023)
 from stopgrad.reproduce import jha_fmnist  # noqa: E402,F401  (registers jha-2023-fmnist)
+from stopgrad.reproduce import wang  # noqa: E402,F401  (registers wang-2021)

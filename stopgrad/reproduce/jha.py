@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from stopgrad.reproduce.base import Claim, ClaimSet, Verdict, fraction, register_claim_set  # noqa: E402
+from stopgrad.reproduce.report import save_figure  # noqa: E402
 from stopgrad.sweep import mean_std  # noqa: E402
 from stopgrad.theory.toy2d import (TOY_SETS, TOY_VARIANTS, InvarianceConfig, ToyConfig,  # noqa: E402
                                    invariance_run, toy_points, train_toy)
@@ -199,10 +200,7 @@ def _toy_figure(toy: dict, path: Path) -> str:
             ax.grid(alpha=0.3)
     axes[0, 0].legend(fontsize=8)
     fig.suptitle("Toy sets (mean ± std over seeds)", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path.name
+    return save_figure(fig, path)
 
 
 def _data_figure(path: Path) -> str:
@@ -214,10 +212,7 @@ def _data_figure(path: Path) -> str:
         ax.scatter(x[:, 0], x[:, 1], c=y, s=4, cmap="viridis")
         ax.set_title(f"{name} (each class = one image's augmentations)", fontsize=9)
         ax.set_aspect("equal")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path.name
+    return save_figure(fig, path)
 
 
 def _inv_figure(inv: dict, path: Path) -> str:
@@ -235,10 +230,7 @@ def _inv_figure(inv: dict, path: Path) -> str:
     axes[1].set_xscale("symlog")
     axes[0].legend(fontsize=8)
     fig.suptitle("App. B.1: invariance loss only, 3-D points onto the unit circle", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path.name
+    return save_figure(fig, path)
 
 
 register_claim_set(ClaimSet(

@@ -28,6 +28,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from stopgrad.reproduce.base import Claim, ClaimSet, Verdict, fraction, register_claim_set  # noqa: E402
+from stopgrad.reproduce.report import save_figure  # noqa: E402
 from stopgrad.sweep import Variant, aggregate, cells, collect, run_grid  # noqa: E402
 
 # --- criteria, fixed before the runs ------------------------------------------------------------
@@ -142,10 +143,7 @@ def _figure(table: dict, lr_names: list[str], ema_names: list[str], path: Path) 
     m = [table[n]["knn_top1"][0] for n in ema_names]
     ax2.plot(range(len(ema_names)), m, color="#b4321f", marker="s", label="kNN top-1")
     ax2.set_ylabel("kNN top-1", color="#b4321f")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path.name
+    return save_figure(fig, path)
 
 
 register_claim_set(ClaimSet(

@@ -14,6 +14,16 @@ td.holds { color: #1b6e35; font-weight: 600; } td.fails { color: #a4161a; font-w
 """
 
 
+def save_figure(fig: Any, path: Path, dpi: int = 100) -> str:
+    """Lay out, write and close a pyplot figure; returns the file name (as claims.json lists it)."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return Path(path).name
+
+
 def _esc(v: Any) -> str:
     return html.escape(str(v), quote=True)
 

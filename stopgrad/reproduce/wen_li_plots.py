@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from stopgrad.reproduce.report import save_figure  # noqa: E402
+
 if TYPE_CHECKING:
     from stopgrad.reproduce.wen_li import SeedOutcome
     from stopgrad.theory.wen_li import Trajectory
@@ -45,7 +47,7 @@ def _panel(ax, tr: "Trajectory", title: str) -> None:
     ax.grid(alpha=0.3)
 
 
-def alignment_figure(results: dict[str, "Trajectory"], path: Path) -> Path:
+def alignment_figure(results: dict[str, "Trajectory"], path: Path) -> str:
     from stopgrad.reproduce.wen_li import HEAD_LABELS
 
     heads = [h for h in HEAD_LABELS if h in results]
@@ -55,13 +57,10 @@ def alignment_figure(results: dict[str, "Trajectory"], path: Path) -> Path:
     axes[0].legend(fontsize=8, loc="center right")
     fig.suptitle("Neuron–feature alignment (thin: seeds, thick: median); a = the neuron most aligned with v1",
                  fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
-def offdiag_figure(tr: "Trajectory", path: Path) -> Path:
+def offdiag_figure(tr: "Trajectory", path: Path) -> str:
     steps = tr.steps.numpy()
     a = _roles(tr)
     fig, axes = plt.subplots(1, 2, figsize=(10.5, 4))
@@ -80,13 +79,10 @@ def offdiag_figure(tr: "Trajectory", path: Path) -> Path:
         ax.set_title(t, fontsize=10)
         ax.set_xlabel("SGD step")
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
-def phases_figure(tr: "Trajectory", outcome: "SeedOutcome", path: Path) -> Path:
+def phases_figure(tr: "Trajectory", outcome: "SeedOutcome", path: Path) -> str:
     """One seed (the first whose four phases are in order, else seed 0) with the boundaries drawn."""
     ph = outcome.phases
     s = next((i for i, p in enumerate(ph) if p["ordered"]), 0)
@@ -121,16 +117,13 @@ def phases_figure(tr: "Trajectory", outcome: "SeedOutcome", path: Path) -> Path:
     ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=8, loc="center right")
     ordered = "in order" if p["ordered"] else "NOT all found / in order"
     ax.set_title(f"Seed {s}: phase boundaries t1..t4 = {bounds} ({ordered})", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def draw_all(results: dict[str, "Trajectory"], trained: "SeedOutcome", out: Path) -> dict[str, str]:
     out = Path(out)
     return {
-        "alignment": alignment_figure(results, out / "alignment.png").name,
-        "offdiag": offdiag_figure(results["identity-fixed-diag"], out / "offdiag.png").name,
-        "phases": phases_figure(results["identity-fixed-diag"], trained, out / "phases.png").name,
+        "alignment": alignment_figure(results, out / "alignment.png"),
+        "offdiag": offdiag_figure(results["identity-fixed-diag"], out / "offdiag.png"),
+        "phases": phases_figure(results["identity-fixed-diag"], trained, out / "phases.png"),
     }
