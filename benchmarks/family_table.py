@@ -32,6 +32,16 @@ VARIANTS = [
 ]
 
 
+#: ‖s‖ of the L2-normalised head outputs (every method; for DINO its K logits) and, where the
+#: projector ends in BN (SimCLR, Barlow Twins, SimSiam, BYOL), of its input before BN.
+COLUMNS = (("knn_top1", "kNN top-1", 4, True), ("linear_top1", "linear top-1", 4, True),
+           ("diag/center_norm", "‖s‖ (output)", 3, False), ("diag/center_norm_pre_bn", "‖s‖ (pre-BN)", 3, False),
+           ("diag/effective_rank", "eff. rank (output)", 0, False),
+           ("diag/feat_effective_rank", "eff. rank (backbone)", 0, False), ("wall_s", "train wall (s)", 0, False))
+FIGURE_KEYS = (("knn_top1", "kNN top-1"), ("linear_top1", "linear top-1"), ("diag/center_norm", "‖s‖ (output)"),
+               ("diag/effective_rank", "effective rank (output)"))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="runs/family-table")
@@ -46,11 +56,11 @@ def main() -> None:
         resolve(v.preset, [*v.overrides, *extra])
     failed = run_grid(cells(variants, args.seeds, Path(args.out), extra), args.jobs, args.threads)
     table = aggregate(Path(args.out))
-    text = markdown(table, [v.name for v in VARIANTS])
+    text = markdown(table, [v.name for v in VARIANTS], COLUMNS)
     print(text)
     Path(args.out, "table.md").write_text(text + "\n")
     Path(args.out, "table.json").write_text(json.dumps(table, indent=1) + "\n")
-    print(bar_figure(table, Path(args.out, "table.png"), [v.name for v in VARIANTS]))
+    print(bar_figure(table, Path(args.out, "table.png"), [v.name for v in VARIANTS], FIGURE_KEYS))
     if failed:
         raise SystemExit(f"{len(failed)} runs failed: " + ", ".join(f"{c.variant.name}/seed{c.seed}" for c in failed))
 

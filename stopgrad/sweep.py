@@ -162,13 +162,18 @@ def aggregate(root: Path) -> dict[str, dict[str, Any]]:
     return table
 
 
-def markdown(table: dict[str, dict[str, Any]], order: Sequence[str] | None = None) -> str:
-    """The table in Markdown: accuracy as mean ± std, diagnostics as means."""
-    cols = [("knn_top1", "kNN top-1", 4, True), ("linear_top1", "linear top-1", 4, True),
-            ("diag/center_norm_pre_bn", "‖s‖ (projector, pre-BN)", 3, False),
-            ("diag/effective_rank", "eff. rank (projector)", 0, False),
-            ("diag/feat_effective_rank", "eff. rank (backbone)", 0, False),
-            ("diag/offdiag_norm", "‖offdiag W‖", 2, False), ("wall_s", "train wall (s)", 0, False)]
+#: Markdown columns: (key, header, digits, with ± std).
+COLUMNS: tuple[tuple[str, str, int, bool], ...] = (
+    ("knn_top1", "kNN top-1", 4, True), ("linear_top1", "linear top-1", 4, True),
+    ("diag/center_norm_pre_bn", "‖s‖ (projector, pre-BN)", 3, False),
+    ("diag/effective_rank", "eff. rank (projector)", 0, False),
+    ("diag/feat_effective_rank", "eff. rank (backbone)", 0, False),
+    ("diag/offdiag_norm", "‖offdiag W‖", 2, False), ("wall_s", "train wall (s)", 0, False))
+
+
+def markdown(table: dict[str, dict[str, Any]], order: Sequence[str] | None = None,
+             cols: Sequence[tuple[str, str, int, bool]] = COLUMNS) -> str:
+    """The table in Markdown: accuracy as mean ± std, diagnostics as means (:data:`COLUMNS`)."""
     names = [n for n in (order or table) if n in table]
     head = ["variant", "seeds", *[c[1] for c in cols], "collapse alarms"]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
