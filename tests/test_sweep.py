@@ -56,6 +56,9 @@ def test_collect_aggregate_markdown(tmp_path):
     text = markdown(table, ["good", "bad"])
     lines = text.splitlines()
     assert lines[2].startswith("| good | 2 | 0.8100 ± 0.0141 |") and lines[3].endswith("| 1/1 |")
+    custom = markdown(table, ["bad"], [("diag/effective_rank", "rank", 1, False), ("missing", "absent", 2, True)])
+    assert custom.splitlines()[0] == "| variant | seeds | rank | absent | collapse alarms |"
+    assert custom.splitlines()[2] == "| bad | 1 | 3.0 |  | 1/1 |"
 
 
 def test_run_grid_trains_skips_and_tables(tmp_path, capsys):
