@@ -71,3 +71,26 @@ def get_head_preset(name: str) -> HeadPreset:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"unknown head preset {name!r}{hint} (known: {', '.join(HEAD_PRESETS)})")
     return HEAD_PRESETS[name]
+
+
+@dataclass
+class ProjectorConfig:
+    """The projector fields of the methods built on a bare projector (SimCLR, Barlow Twins, SwAV,
+    Simple): a head preset and optional size overrides (``None`` keeps the preset's). A method's
+    ``Config`` subclasses it and calls ``super().validate()`` from its own ``validate``."""
+
+    heads: str = "small"
+    proj_hidden: int | None = None
+    proj_dim: int | None = None
+    proj_layers: int | None = None
+
+    def validate(self) -> None:
+        get_head_preset(self.heads)
+
+
+def projector_from(cfg: ProjectorConfig, feat_dim: int) -> tuple[nn.Module, int]:
+    """The projector MLP named by ``cfg.heads`` with the size overrides of ``cfg``, and its width."""
+    preset = get_head_preset(cfg.heads)
+    dim = cfg.proj_dim or preset.proj_dim
+    return mlp(feat_dim, cfg.proj_hidden or preset.proj_hidden, dim, cfg.proj_layers or preset.proj_layers,
+               last_bn=preset.proj_last_bn, last_bn_affine=False), dim

@@ -9,10 +9,9 @@ import torch
 from torch import nn
 
 from stopgrad import distributed as dist
-from stopgrad.heads import get_head_preset
+from stopgrad.heads import ProjectorConfig, projector_from
 from stopgrad.losses import barlow_twins_loss
 from stopgrad.methods.base import Method, StepOutput, register
-from stopgrad.methods.simclr import projector_from
 
 
 @register("barlow")
@@ -30,17 +29,13 @@ class BarlowTwins(Method):
     description = "Barlow Twins: cross-correlation to identity (Zbontar et al. 2021)"
 
     @dataclass
-    class Config:
-        heads: str = "small"
-        proj_hidden: int | None = None
-        proj_dim: int | None = None
-        proj_layers: int | None = None
+    class Config(ProjectorConfig):
         lambd: float = 0.0051
         lambd_mode: str = "fixed"  # fixed | inverse-dim (lambd = 1/D)
         off_diagonal: bool = True
 
         def validate(self) -> None:
-            get_head_preset(self.heads)
+            super().validate()
             if self.lambd_mode not in ("fixed", "inverse-dim"):
                 raise ValueError(f"method.lambd_mode={self.lambd_mode!r}: expected fixed or inverse-dim")
             if self.lambd < 0:

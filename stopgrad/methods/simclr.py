@@ -10,17 +10,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from stopgrad import distributed as dist
-from stopgrad.heads import get_head_preset, mlp
+from stopgrad.heads import ProjectorConfig, projector_from
 from stopgrad.losses import info_nce
 from stopgrad.methods.base import Method, StepOutput, register
-
-
-def projector_from(cfg, feat_dim: int) -> tuple[nn.Module, int]:
-    """The projector MLP named by ``cfg.heads`` with the size overrides of ``cfg``."""
-    preset = get_head_preset(cfg.heads)
-    dim = cfg.proj_dim or preset.proj_dim
-    return mlp(feat_dim, cfg.proj_hidden or preset.proj_hidden, dim, cfg.proj_layers or preset.proj_layers,
-               last_bn=preset.proj_last_bn, last_bn_affine=False), dim
 
 
 @register("simclr")
@@ -35,15 +27,11 @@ class SimCLR(Method):
     description = "SimCLR: NT-Xent / InfoNCE with in-batch negatives (Chen et al. 2020)"
 
     @dataclass
-    class Config:
-        heads: str = "small"
-        proj_hidden: int | None = None
-        proj_dim: int | None = None
-        proj_layers: int | None = None
+    class Config(ProjectorConfig):
         temperature: float = 0.5  # the paper's CIFAR-10 value (App. B.9); 0.1 on ImageNet
 
         def validate(self) -> None:
-            get_head_preset(self.heads)
+            super().validate()
             if self.temperature <= 0:
                 raise ValueError(f"method.temperature={self.temperature}: must be > 0")
 

@@ -10,10 +10,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from stopgrad.distributed import gather_with_grad
-from stopgrad.heads import get_head_preset
+from stopgrad.heads import ProjectorConfig, projector_from
 from stopgrad.losses import simple_loss
 from stopgrad.methods.base import Method, StepOutput, register
-from stopgrad.methods.simclr import projector_from
 
 
 @register("simple")
@@ -29,15 +28,8 @@ class Simple(Method):
     description = "Simple: invariance loss + center-vector penalty, 0.5(L - lam·||s||) (Jha et al. 2024)"
 
     @dataclass
-    class Config:
-        heads: str = "small"  # projector shape from stopgrad.heads.HEAD_PRESETS (its predictor is unused)
-        proj_hidden: int | None = None
-        proj_dim: int | None = None
-        proj_layers: int | None = None
+    class Config(ProjectorConfig):  # the heads preset's projector shape (its predictor is unused)
         lam: float = -1.0  # Lagrange multiplier of eq. 3; -1 in the paper
-
-        def validate(self) -> None:
-            get_head_preset(self.heads)
 
     def __init__(self, backbone: nn.Module, feat_dim: int, cfg: "Simple.Config") -> None:
         super().__init__(backbone, feat_dim, cfg)

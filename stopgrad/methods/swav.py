@@ -10,10 +10,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from stopgrad import distributed as dist
-from stopgrad.heads import get_head_preset
+from stopgrad.heads import ProjectorConfig, projector_from
 from stopgrad.losses import sinkhorn, swapped_prediction
 from stopgrad.methods.base import Method, StepOutput, register
-from stopgrad.methods.simclr import projector_from
 
 
 @register("swav")
@@ -32,11 +31,7 @@ class SwAV(Method):
     description = "SwAV: swapped prediction of Sinkhorn-Knopp codes (Caron et al. 2020)"
 
     @dataclass
-    class Config:
-        heads: str = "small"
-        proj_hidden: int | None = None
-        proj_dim: int | None = None
-        proj_layers: int | None = None
+    class Config(ProjectorConfig):
         prototypes: int = 300  # K (3000 on ImageNet; fewer for 10-class data)
         temperature: float = 0.1
         sinkhorn_eps: float = 0.05
@@ -47,7 +42,7 @@ class SwAV(Method):
         queue_start_step: int = 0
 
         def validate(self) -> None:
-            get_head_preset(self.heads)
+            super().validate()
             for k in ("prototypes", "sinkhorn_iters"):
                 if getattr(self, k) < 1:
                     raise ValueError(f"method.{k}={getattr(self, k)}: must be >= 1")

@@ -20,6 +20,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from stopgrad.sweep import mean_std
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -72,6 +74,16 @@ class Verdict:
                                                    "values": self.values},
                 "criterion": c.criterion, "holds": bool(self.holds), "detail": self.detail,
                 "figures": self.figures, **({"extra": self.extra} if self.extra else {})}
+
+
+def mean_of(values: Sequence[float]) -> float:
+    """Mean over seeds (nan for none): :func:`stopgrad.sweep.mean_std`'s first half."""
+    return mean_std(values)[0]
+
+
+def std_of(values: Sequence[float]) -> float:
+    """Sample standard deviation over seeds (0 for one value, nan for none)."""
+    return mean_std(values)[1]
 
 
 def fraction(flags: Sequence[bool]) -> list[float]:

@@ -18,8 +18,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from stopgrad.reproduce.base import Claim, ClaimSet, Verdict, fraction, register_claim_set  # noqa: E402
+from stopgrad.reproduce.base import mean_of as _m, std_of as _sd  # noqa: E402
 from stopgrad.reproduce.report import save_figure  # noqa: E402
-from stopgrad.sweep import mean_std  # noqa: E402
 from stopgrad.theory.toy2d import (TOY_SETS, TOY_VARIANTS, InvarianceConfig, ToyConfig,  # noqa: E402
                                    invariance_run, toy_points, train_toy)
 
@@ -155,14 +155,6 @@ def run(out: Path, seeds: int, quick: bool, log: Callable[[str], None] = print) 
                              "MATCH_MARGIN": MATCH_MARGIN},
                 "choices": "see stopgrad/theory/toy2d.py (data, networks, optimiser, probe)"}
     return [v1, v2, v3, v4], settings
-
-
-def _m(xs: list[float]) -> float:
-    return mean_std(xs)[0]
-
-
-def _sd(xs: list[float]) -> float:
-    return mean_std(xs)[1]
 
 
 def _toy_table(toy: dict) -> dict[str, Any]:

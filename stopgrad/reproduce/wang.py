@@ -21,8 +21,8 @@ import torch  # noqa: E402
 
 from stopgrad.predictors import directcopy_weight, directset_weight  # noqa: E402
 from stopgrad.reproduce.base import Claim, ClaimSet, Verdict, fraction, register_claim_set  # noqa: E402
+from stopgrad.reproduce.base import mean_of as _m, std_of as _sd  # noqa: E402
 from stopgrad.reproduce.report import save_figure  # noqa: E402
-from stopgrad.sweep import mean_std  # noqa: E402
 from stopgrad.theory.wang import (PREDICTORS, WangConfig, WangTrajectory, cutoff, downstream_errors,  # noqa: E402
                                   kept_directions, principal_angles, samples_needed, simulate, survives)
 
@@ -238,14 +238,6 @@ def _run(out: Path, seeds: int, quick: bool, log: Callable[[str], None]) -> tupl
                              "MIN_RATIO": MIN_RATIO, "SAME_ANGLE": SAME_ANGLE},
                 "choices": "see stopgrad/theory/wang.py (data model, predictors, initialisation, optimiser)"}
     return [v1, v2, v3, v4], settings
-
-
-def _m(xs: list[float]) -> float:
-    return mean_std(xs)[0]
-
-
-def _sd(xs: list[float]) -> float:
-    return mean_std(xs)[1]
 
 
 def _band(ax, x, vals: torch.Tensor, color: str, label: str | None, ls: str = "-") -> None:
