@@ -1,15 +1,24 @@
-"""``stopgrad`` command line: train, resume, eval, methods, presets."""
+"""``stopgrad`` command line: train, resume, eval, plot, report, reproduce, table, methods, presets.
+
+Every error a user can cause ends as one ``stopgrad: error: ...`` line naming the file or key and
+the fix, with exit status 2 (130 on Ctrl-C); ``--debug`` (or ``STOPGRAD_DEBUG=1``) shows the
+traceback instead. Warnings of stopgrad's own (a checksum accepted with ``data.verify=false``,
+a resume from an older checkpoint, a collapse alarm) are one ``stopgrad: warning: ...`` line.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
+import traceback
+import warnings
 from pathlib import Path
 
-from stopgrad.config import ConfigError, list_presets, resolve
-from stopgrad.monitor import CollapseError
-from stopgrad.rundir import CheckpointError
+from stopgrad.config import list_presets, resolve
+from stopgrad.errors import RunFolderError, StopgradError, describe
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -28,15 +37,32 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from stopgrad.train import resume
 
-    print_summary(resume(args.run_dir))
+    summary = resume(args.run_dir)
+    if summary.pop("already_finished", False):
+        print(f"{args.run_dir} had already finished ({summary.get('steps')} steps); nothing to resume. Its summary:")
+    print_summary(summary)
     return 0
+
+
+def writable(folder: Path) -> bool:
+    """Whether a file can be created in ``folder`` (tried, not guessed from permission bits)."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".stopgrad-write-test-"):
+            return True
+    except OSError:
+        return False
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from stopgrad import rundir
     from stopgrad.train import evaluate_knn, evaluate_linear, load_run
 
-    run = load_run(args.run_dir, random_init=args.random_init)
+    run_dir = rundir.require_run_dir(Path(args.run_dir))
+    out = Path(args.out) if args.out else run_dir / "summary.json"
+    if not writable(out.parent if args.out else run_dir):  # say so now, not after a minute of work
+        raise StopgradError(f"cannot write {out}: the folder is read-only or not writable; pass --out FILE "
+                            "to write the result elsewhere")
+    run = load_run(run_dir, random_init=args.random_init)
     prefix = "random_init_" if args.random_init else ""
     if args.kind == "knn":
         value = evaluate_knn(run)
@@ -46,8 +72,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
             run.cfg.eval.linear_epochs = args.epochs
         value = evaluate_linear(run)
         key = f"{prefix}linear_top1"
-    rundir.write_summary(run.run_dir, {key: value})
-    print(f"{key} = {value:.4f}  ({run.run_dir}/summary.json)")
+    if value is None:
+        raise StopgradError(f"{run.cfg.data.dataset} has no labelled test split here; nothing to evaluate")
+    print(f"{key} = {value:.4f}")  # printed first: a failed write below never loses it
+    if args.out:
+        doc = json.loads(out.read_text()) if out.exists() else {}
+        doc.update({key: value, "run_dir": str(run_dir)})
+        rundir.atomic_write_text(out, json.dumps(doc, indent=2))
+    else:
+        rundir.write_summary(run_dir, {key: value})
+    print(f"written to {out}")
     return 0
 
 
@@ -76,8 +110,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             print(f"{name:<{width}}  {cs.paper}: {cs.description}")
         return 0
     if args.name not in CLAIM_SETS:
-        raise ValueError(f"unknown claim set {args.name!r}; known: {', '.join(sorted(CLAIM_SETS))} "
-                         "(`stopgrad reproduce list`)")
+        raise StopgradError(f"unknown claim set {args.name!r}; known: {', '.join(sorted(CLAIM_SETS))} "
+                            "(`stopgrad reproduce list`)")
     out = Path(args.out or f"runs/reproduce/{args.name}{'-quick' if args.quick else ''}")
     doc = run_claim_set(args.name, out, seeds=args.seeds, quick=args.quick)
     width = max(len(c["id"]) for c in doc["claims"])
@@ -95,7 +129,7 @@ def cmd_table(args: argparse.Namespace) -> int:
 
     table = aggregate(Path(args.root))
     if not table:
-        raise FileNotFoundError(f"no finished runs under {args.root}/<variant>/seed*")
+        raise RunFolderError(f"no finished runs under {args.root}/<variant>/seed*")
     print(markdown(table))
     return 0
 
@@ -119,21 +153,39 @@ def print_summary(summary: dict) -> None:
     if not summary:
         return
     keys = ["method", "dataset", "epochs", "steps", "knn_top1", "linear_top1", "wall_s", "images_per_s"]
-    print(json.dumps({k: summary[k] for k in keys if k in summary}, indent=2))
+    shown = {k: (round(summary[k], 4) if isinstance(summary[k], float) else summary[k])
+             for k in keys if k in summary}
+    print(json.dumps(shown, indent=2))
     if summary.get("knn_top1") is not None:
         print(f"kNN top-1 (k={summary['knn']['k']}, T={summary['knn']['t']}): {summary['knn_top1']:.4f}")
     print(f"run folder: {summary.get('run_dir')}")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a hint when someone writes ``--epochs 1`` for ``train.epochs=1``."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        hint = ""
+        if "unrecognized arguments" in message:
+            flags = [w for w in message.split() if w.startswith("--") and len(w) > 2]
+            if flags:
+                name = flags[0][2:].replace("-", "_")
+                hint = (f"; config values are key=value overrides, e.g. train.{name}=VALUE "
+                        f"(`stopgrad train --help`)")
+        self.print_usage(sys.stderr)
+        self.exit(2, f"stopgrad: error: {message}{hint}\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="stopgrad", description="Non-contrastive self-supervised learning, "
-                                "with collapse diagnostics and paper reproductions.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = Parser(prog="stopgrad", description="Non-contrastive self-supervised learning, "
+               "with collapse diagnostics and paper reproductions.")
+    p.add_argument("--debug", action="store_true", help="show the Python traceback of an error (or STOPGRAD_DEBUG=1)")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     t = sub.add_parser("train", help="train a method: stopgrad train [PRESET] [key=value ...]")
     t.add_argument("preset", nargs="?", help="a preset under configs/ (see `stopgrad presets`)")
     t.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.epochs=5")
     t.set_defaults(func=cmd_train)
-    r = sub.add_parser("resume", help="continue a run from its last checkpoint")
+    r = sub.add_parser("resume", help="continue a run from its newest whole checkpoint")
     r.add_argument("run_dir")
     r.set_defaults(func=cmd_resume)
     e = sub.add_parser("eval", help="evaluate a run's frozen backbone: knn or linear")
@@ -141,6 +193,7 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir")
     e.add_argument("--epochs", type=int, default=None, help="linear-probe epochs (default: the run's eval.linear_epochs)")
     e.add_argument("--random-init", action="store_true", help="evaluate the randomly initialised backbone instead")
+    e.add_argument("--out", default=None, help="JSON file for the result (default: the run's summary.json)")
     e.set_defaults(func=cmd_eval)
     pl = sub.add_parser("plot", help="draw loss, kNN and diagnostics of one or more runs (PNGs)")
     pl.add_argument("run_dirs", nargs="+")
@@ -164,17 +217,55 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+ONE_LINE_WARNINGS = ("ChecksumWarning", "ResumeWarning", "CollapseWarning")
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """stopgrad's own warnings as one line; others as Python prints them."""
+    stream = file or sys.stderr
+    if category.__name__ in ONE_LINE_WARNINGS:
+        stream.write(f"stopgrad: warning: {message}\n")
+    else:
+        stream.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def out_of_memory(error: BaseException) -> bool:
+    text = str(error)
+    return isinstance(error, MemoryError) or "out of memory" in text.lower() or "can't allocate memory" in text
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    debug = args.debug or os.environ.get("STOPGRAD_DEBUG", "") not in ("", "0")
+    warnings.showwarning = show_warning
     try:
         return args.func(args)
-    except (ConfigError, CheckpointError, CollapseError, FloatingPointError, FileNotFoundError, FileExistsError, ValueError, KeyError) as e:
-        print(f"stopgrad: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("stopgrad: interrupted; the last checkpoint is kept (resume with `stopgrad resume RUN_DIR`)",
-              file=sys.stderr)
+    except KeyboardInterrupt as e:
+        if debug:
+            traceback.print_exc()
+        run_dir = getattr(e, "run_dir", None)
+        if run_dir is not None:
+            print(f"stopgrad: interrupted at step {e.step}; a checkpoint of that step was written to {run_dir} "
+                  f"(resume with `stopgrad resume {run_dir}`)", file=sys.stderr)
+        else:
+            print("stopgrad: interrupted", file=sys.stderr)
         return 130
+    except (StopgradError, OSError) as e:
+        if debug:
+            traceback.print_exc()
+        print(f"stopgrad: error: {describe(e)}", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - a bug or an exhausted machine: one line, the traceback on request
+        if debug:
+            traceback.print_exc()
+        if out_of_memory(e):
+            print(f"stopgrad: error: out of memory ({str(e).splitlines()[0][:200]}); lower data.batch_size, "
+                  "eval.batch_size or model.width", file=sys.stderr)
+        else:
+            first = str(e).splitlines()[0][:300] if str(e) else ""
+            print(f"stopgrad: error: internal error ({type(e).__name__}: {first}); this is a bug in stopgrad: "
+                  "rerun with --debug for the traceback and report it", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

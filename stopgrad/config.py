@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -20,10 +22,12 @@ from typing import Any
 
 import yaml
 
+from stopgrad.errors import StopgradError, UnsafeFileError
+
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
-class ConfigError(ValueError):
+class ConfigError(StopgradError, ValueError):
     """A configuration key or value is invalid; the message names it and the fix."""
 
 
@@ -34,6 +38,8 @@ class DataConfig:
     dataset: str = "fashion-mnist"
     root: str | None = None  # searched first; then $STOPGRAD_DATA, ~/.cache/stopgrad, system dirs
     download: bool = True
+    verify: bool = True  # check archives against the official md5; false accepts a re-pack, with a warning
+    label_set: str = "fine"  # CIFAR-100: fine (100 classes) or coarse (20 superclasses)
     views: str = "28-gray"  # augmentation preset from stopgrad.augment.PRESETS
     n_views: int = 2
     image_size: int | None = None  # only for image-folder datasets (decoded size)
@@ -190,17 +196,27 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             return int(value)
         raise ConfigError(f"{key}={value!r}: expected an integer")
     if tp is float:
+        number = None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 5e-4 (no dot) as a string
             try:
-                return float(value)
+                number = float(value)
+            except OverflowError:  # an integer beyond any float
+                number = math.inf
+        elif isinstance(value, str):  # YAML 1.1 reads 5e-4 (no dot) as a string
+            try:
+                number = float(value)
             except ValueError:
                 pass
-        raise ConfigError(f"{key}={value!r}: expected a number")
+        if number is None:
+            raise ConfigError(f"{key}={value!r}: expected a number")
+        if not math.isfinite(number):
+            raise ConfigError(f"{key}={value!r}: must be a finite number")
+        return number
     if tp is str:
         if isinstance(value, str):
             return value
+        if isinstance(value, int) and not isinstance(value, bool):  # data.views=32 reads as a number
+            return str(value)
         raise ConfigError(f"{key}={value!r}: expected a string")
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
@@ -214,7 +230,10 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
         return tuple(seq) if origin is tuple else seq
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{key}={value!r}: expected a mapping")
+            raise ConfigError(f"{key}={value!r}: expected a mapping like {{name: value}}")
+        bad_keys = [k for k in value if not isinstance(k, str)]
+        if bad_keys:
+            raise ConfigError(f"{key}: key {bad_keys[0]!r} is not a name")
         return dict(value)
     raise ConfigError(f"{key}: unsupported config type {tp!r}")
 
@@ -230,7 +249,7 @@ def build_dataclass(cls: type, values: dict[str, Any], prefix: str) -> Any:
     kwargs = {}
     for key, value in values.items():
         if key not in names:
-            raise ConfigError(f"unknown key {prefix}{key}{_suggest(key, names)}")
+            raise ConfigError(f"unknown key {prefix}{key}{_suggest(str(key), names)}")
         kwargs[key] = coerce(value, hints[key], prefix + key)
     try:
         obj = cls(**kwargs)
@@ -273,8 +292,36 @@ def list_presets() -> list[str]:
     return sorted(str(p.relative_to(CONFIG_DIR).with_suffix("")) for p in CONFIG_DIR.rglob("*.yaml"))
 
 
-def load_preset(name: str) -> dict[str, Any]:
+def read_yaml(path: Path) -> Any:
+    """``yaml.safe_load`` of a file, with errors that name the file and line.
+
+    Raises:
+        UnsafeFileError: The file uses a tag such as ``!!python/object`` (which only an unsafe
+            loader would act on; nothing was run).
+        ConfigError: The file is not valid YAML.
+    """
+    try:
+        with open(path) as f:
+            return yaml.safe_load(f)
+    except yaml.constructor.ConstructorError as e:
+        mark = f" line {e.problem_mark.line + 1}" if e.problem_mark else ""
+        raise UnsafeFileError(f"{path}{mark}: {e.problem}; stopgrad reads plain YAML only (no tags such as "
+                              "!!python/...) and ran nothing from it; remove the tag") from e
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}{where}: not valid YAML ({problem}); fix or delete the file") from e
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a text file ({e.reason}); fix or delete the file") from e
+
+
+def load_preset(name: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
     """Read ``configs/<name>.yaml`` (or a path to a YAML file); ``defaults:`` lists parents."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"preset name {name!r} is not a name like fashion-mnist/simsiam")
+    if name in _seen:
+        raise ConfigError(f"preset {name!r} lists itself among its defaults ({' -> '.join(_seen + (name,))})")
     path = Path(name)
     if not (path.suffix in (".yaml", ".yml") and path.is_file()):
         path = CONFIG_DIR / f"{name}.yaml"
@@ -283,14 +330,15 @@ def load_preset(name: str) -> dict[str, Any]:
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.4)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ConfigError(f"unknown preset {name!r}{hint} (known: {', '.join(known)})")
-    with open(path) as f:
-        raw = yaml.safe_load(f) or {}
+    raw = read_yaml(path) or {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"preset {path} must be a mapping")
+        raise ConfigError(f"preset {path} must be a mapping of sections (data:, train:, ...)")
     parents = raw.pop("defaults", [])
+    if not isinstance(parents, (str, list)):
+        raise ConfigError(f"preset {path}: defaults must be a preset name or a list of them")
     merged: dict[str, Any] = {}
     for parent in [parents] if isinstance(parents, str) else parents:
-        _merge(merged, load_preset(parent))
+        _merge(merged, load_preset(parent, _seen + (name,)))
     return _merge(merged, raw)
 
 
@@ -304,6 +352,9 @@ def resolve(preset: str | None = None, overrides: list[str] | None = None,
         _merge(raw, base)
     for text in overrides or []:
         keys, value = parse_override(text)
+        if not all(keys):
+            raise ConfigError(f"override {text!r}: the key has an empty part; write section.key=value, "
+                              "e.g. train.epochs=5")
         node = raw
         for k in keys[:-1]:
             node = node.setdefault(k, {})
@@ -315,16 +366,30 @@ def resolve(preset: str | None = None, overrides: list[str] | None = None,
 
 def from_dict(raw: dict[str, Any], preset: str | None = None) -> RunConfig:
     """Validate a nested dict (a preset or a saved ``config.yaml``) into a :class:`RunConfig`."""
-    from stopgrad.methods import get_method  # late import: methods import config
+    from stopgrad.methods import METHODS, get_method  # late import: methods import config
+    from stopgrad.validation import check_values
 
+    if not isinstance(raw, dict):
+        raise ConfigError(f"a config must be a mapping of sections (data:, train:, ...), got {raw!r}")
     raw = dict(raw)
     preset = raw.pop("preset", None) or preset
+    if preset is not None and not isinstance(preset, str):
+        raise ConfigError(f"preset={preset!r}: expected a preset name")
     allowed = list(SECTIONS) + ["method"]
     for key in raw:
         if key not in allowed:
-            raise ConfigError(f"unknown section {key!r}{_suggest(key, allowed)}")
-    method_raw = dict(raw.get("method") or {})
+            raise ConfigError(f"unknown section {key!r}{_suggest(str(key), allowed)}")
+    method_raw = raw.get("method") or {}
+    if not isinstance(method_raw, dict):
+        raise ConfigError(f"section 'method' must be a mapping (method.name=..., method.<key>=...), got "
+                          f"{method_raw!r}")
+    method_raw = dict(method_raw)
     name = method_raw.pop("name", "simsiam")
+    if not isinstance(name, str) or name not in METHODS:
+        close = difflib.get_close_matches(str(name), list(METHODS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"method.name={name!r}: unknown method{hint} (known: {', '.join(sorted(METHODS))}; "
+                          "`stopgrad methods`)")
     method_cls = get_method(name)
     cfg = RunConfig(method_name=name, preset=preset,
                     method=build_dataclass(method_cls.Config, method_raw, "method."))
@@ -333,54 +398,27 @@ def from_dict(raw: dict[str, Any], preset: str | None = None) -> RunConfig:
         if not isinstance(section, dict):
             raise ConfigError(f"section {sec!r} must be a mapping, got {section!r}")
         setattr(cfg, sec, build_dataclass(cls, section, f"{sec}."))
-    _check_values(cfg)
+    check_values(cfg)
     return cfg
-
-
-def _check_values(cfg: RunConfig) -> None:
-    """Cross-field and range checks with messages that name the bad value."""
-    def bad(key: str, value: Any, why: str) -> ConfigError:
-        return ConfigError(f"{key}={value!r}: {why}")
-
-    if cfg.optim.name not in ("sgd", "lars"):
-        raise bad("optim.name", cfg.optim.name, "expected 'sgd' or 'lars'")
-    if cfg.optim.lr_scaling not in ("linear", "none"):
-        raise bad("optim.lr_scaling", cfg.optim.lr_scaling, "expected 'linear' or 'none'")
-    if cfg.optim.lr <= 0:
-        raise bad("optim.lr", cfg.optim.lr, "must be > 0")
-    if cfg.train.precision not in ("auto", "bf16", "fp16", "fp32"):
-        raise bad("train.precision", cfg.train.precision, "expected auto, bf16, fp16 or fp32")
-    if cfg.train.epochs <= 0:
-        raise bad("train.epochs", cfg.train.epochs, "must be > 0")
-    if cfg.data.batch_size < 2:
-        raise bad("data.batch_size", cfg.data.batch_size, "must be >= 2")
-    if cfg.data.n_views < 2:
-        raise bad("data.n_views", cfg.data.n_views, "must be >= 2 (two views per image)")
-    if cfg.data.local_views < 0:
-        raise bad("data.local_views", cfg.data.local_views, "must be >= 0")
-    for key in ("log_every", "ckpt_every", "alarm_patience"):
-        if getattr(cfg.train, key) < 1:
-            raise bad(f"train.{key}", getattr(cfg.train, key), "must be >= 1")
-    for key in ("diag_every", "spectrum_every"):
-        if getattr(cfg.train, key) < 0:
-            raise bad(f"train.{key}", getattr(cfg.train, key), "must be >= 0 (0 disables)")
-    if cfg.eval.knn_k < 1:
-        raise bad("eval.knn_k", cfg.eval.knn_k, "must be >= 1")
-    if cfg.eval.knn_t <= 0:
-        raise bad("eval.knn_t", cfg.eval.knn_t, "must be > 0")
 
 
 def dump_yaml(cfg: RunConfig, path: Path) -> None:
     """Write the resolved config; :func:`from_dict` reads it back unchanged."""
     with open(path, "w") as f:
         yaml.safe_dump(cfg.to_dict(), f, sort_keys=False)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def load_yaml(path: Path) -> RunConfig:
-    """Read a run folder's ``config.yaml``."""
-    with open(path) as f:
-        raw = yaml.safe_load(f)
-    return from_dict(raw)
+    """Read a run folder's ``config.yaml`` (plain YAML only; a ``!!python`` tag is refused)."""
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections (data:, train:, ...); fix or restore the file")
+    try:
+        return from_dict(raw)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from e
 
 
 def is_config(obj: Any) -> bool:

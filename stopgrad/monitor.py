@@ -16,10 +16,11 @@ from torch import nn
 
 from stopgrad import diagnostics as D
 from stopgrad.config import TrainConfig
+from stopgrad.errors import StopgradError
 from stopgrad.methods.base import Method, StepOutput
 
 
-class CollapseError(RuntimeError):
+class CollapseError(StopgradError, RuntimeError):
     """A collapse alarm fired with ``train.stop_on_collapse``; the last good checkpoint is kept."""
 
 

@@ -1,10 +1,18 @@
 """Run folders: resolved config, provenance (git revision, command), metrics as JSON lines,
-``summary.json``, and atomically written checkpoints."""
+``summary.json``, and checkpoints (written and read by :mod:`stopgrad.checkpoint`).
+
+Every file is written so that a crash at any instant leaves it whole or absent: the folder is
+staged under a hidden name and renamed into place with its ``config.yaml`` and
+``provenance.json``; JSON files go through a temp file, fsync and rename; metric rows are
+appended and flushed, and a resumed run cuts the files back to the byte length its checkpoint
+recorded, so no row is lost or duplicated.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -13,13 +21,15 @@ from typing import Any
 
 import torch
 
+from stopgrad import checkpoint, failpoints
+from stopgrad.checkpoint import CHECKPOINT
 from stopgrad.config import RunConfig, dump_yaml
+from stopgrad.errors import CheckpointError, RunFolderError, StopgradError
 
-CHECKPOINT = "checkpoint.pt"
+__all__ = ["CHECKPOINT", "CheckpointError", "append_metrics", "create_run_dir", "load_checkpoint",
+           "read_metrics", "read_summary", "save_checkpoint", "truncate_rows", "write_summary"]
 
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, truncated or does not belong to this run."""
+LOGS = ("metrics.jsonl", "spectra.jsonl")  # the append-only files a checkpoint records the length of
 
 
 def git_revision() -> dict[str, Any]:
@@ -34,28 +44,59 @@ def git_revision() -> dict[str, Any]:
     return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain"))}
 
 
-def new_run_dir(cfg: RunConfig) -> Path:
-    """``out_dir/name``, or ``out_dir/<preset>-<method>-<timestamp>``; never reuses a folder."""
+def holds_run(path: Path) -> bool:
+    return any((path / name).exists() for name in ("config.yaml", CHECKPOINT, "summary.json"))
+
+
+def run_dir_path(cfg: RunConfig) -> Path:
+    """``out_dir/name``, or ``out_dir/<preset>-<method>-<timestamp>`` (never an existing folder)."""
+    out = Path(cfg.train.out_dir)
     if cfg.train.name:
-        path = Path(cfg.train.out_dir) / cfg.train.name
-        if (path / CHECKPOINT).exists() or (path / "summary.json").exists():
-            raise FileExistsError(f"run folder {path} already holds a run; use `stopgrad resume {path}` "
-                                  "or choose another train.name")
-    else:
-        slug = (cfg.preset or "default").replace("/", "-")
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = Path(cfg.train.out_dir) / f"{slug}-{cfg.method_name}-{stamp}"
-        n = 1
-        while path.exists():
-            n += 1
-            path = Path(cfg.train.out_dir) / f"{slug}-{cfg.method_name}-{stamp}-{n}"
-    path.mkdir(parents=True, exist_ok=True)
+        path = out / cfg.train.name
+        if holds_run(path):
+            raise RunFolderError(f"run folder {path} already holds a run; use `stopgrad resume {path}` "
+                                 "or choose another train.name")
+        return path
+    slug = (cfg.preset or "default").replace("/", "-")
+    # fashion-mnist/byol + byol reads fashion-mnist-byol, not fashion-mnist-byol-byol
+    stem = slug if slug.endswith(cfg.method_name) else f"{slug}-{cfg.method_name}"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path, n = out / f"{stem}-{stamp}", 1
+    while path.exists():
+        n += 1
+        path = out / f"{stem}-{stamp}-{n}"
+    return path
+
+
+def create_run_dir(cfg: RunConfig) -> Path:
+    """Create the run folder with ``config.yaml`` and ``provenance.json`` already in it.
+
+    The folder is built under a hidden temporary name next to it and renamed into place, so a
+    folder named like a run always holds its config (and can be resumed), and a failure here
+    leaves nothing behind.
+    """
+    path = run_dir_path(cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.parent / f".{path.name}.staging-{os.getpid()}"
+    try:
+        staging.mkdir()
+        write_provenance(staging, cfg)
+        failpoints.hit("rundir.staged")
+        if path.is_dir() and not any(path.iterdir()):
+            path.rmdir()  # an empty folder of that name (made by hand) is taken over
+        os.rename(staging, path)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    checkpoint.fsync_dir(path.parent)
     return path
 
 
 def write_provenance(run_dir: Path, cfg: RunConfig) -> None:
     """``config.yaml`` (resolved) and ``provenance.json`` (git revision, command line, versions)."""
-    dump_yaml(cfg, run_dir / "config.yaml")
+    tmp = run_dir / "config.yaml.tmp"
+    dump_yaml(cfg, tmp)
+    os.replace(tmp, run_dir / "config.yaml")
     info = {"git": git_revision(), "command": sys.argv, "cwd": os.getcwd(),
             "torch": torch.__version__, "python": sys.version.split()[0],
             "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -63,78 +104,136 @@ def write_provenance(run_dir: Path, cfg: RunConfig) -> None:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    """Write through ``<path>.tmp``, fsync and rename: readers see the old file or the new one."""
+    path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
     """One JSON object per line in ``metrics.jsonl``, flushed so a crash loses nothing logged."""
+    text = json.dumps(row) + "\n"
     with open(run_dir / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(row) + "\n")
+        half = len(text) // 2
+        f.write(text[:half])
+        f.flush()
+        failpoints.hit("metrics.append")  # a kill here leaves half a line, which resume cuts off
+        f.write(text[half:])
         f.flush()
 
 
 def read_metrics(run_dir: Path, name: str = "metrics.jsonl") -> list[dict[str, Any]]:
-    """Rows of a run's JSON-lines file (``metrics.jsonl`` or ``spectra.jsonl``); empty when absent."""
+    """Rows of a run's JSON-lines file (``metrics.jsonl`` or ``spectra.jsonl``); empty when absent.
+
+    An unfinished last line (a run killed while appending it) is left out; a bad line elsewhere is
+    an error naming the file and line.
+    """
     path = Path(run_dir) / name
     if not path.exists():
         return []
+    text = path.read_text(errors="replace")
+    lines = text.split("\n")
     rows = []
-    for i, line in enumerate(path.read_text().splitlines()):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{i + 1}: not a JSON line ({e})") from e
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if i == len(lines) - 1:  # no newline after it: the write was cut short
+                break
+            raise StopgradError(f"{path}:{i + 1}: not a JSON line ({e}); the file was edited or damaged") from e
     return rows
 
 
-def truncate_metrics(run_dir: Path, last_step: int) -> None:
-    """Drop rows logged after ``last_step`` (work the checkpoint does not contain) before resuming."""
-    rows = [r for r in read_metrics(run_dir) if r.get("step", 0) <= last_step]
-    atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+def log_sizes(run_dir: Path) -> dict[str, int]:
+    """Byte length of each append-only log, recorded in every checkpoint."""
+    return {name: (run_dir / name).stat().st_size if (run_dir / name).exists() else 0 for name in LOGS}
+
+
+def truncate_rows(run_dir: Path, sizes: dict[str, int] | None, last_step: int) -> None:
+    """Cut the logs back to what the checkpoint had seen, before resuming from it.
+
+    ``sizes`` (from the checkpoint) gives each file's byte length at save time; a checkpoint
+    written by an older stopgrad has none, and rows after ``last_step`` are dropped instead.
+    """
+    for name in LOGS:
+        path = run_dir / name
+        if not path.exists():
+            continue
+        if sizes is not None and name in sizes:
+            size = int(sizes[name])
+            if path.stat().st_size > size:
+                with open(path, "r+b") as f:
+                    f.truncate(size)
+                    os.fsync(f.fileno())
+        elif name == "metrics.jsonl":
+            rows = [r for r in read_metrics(run_dir) if r.get("step", 0) <= last_step]
+            atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
-    """Write ``checkpoint.pt`` atomically (temp file, fsync, rename): a crash never leaves half a file."""
-    path = run_dir / CHECKPOINT
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+    """The latest checkpoint, previous one kept (:func:`stopgrad.checkpoint.save`)."""
+    return checkpoint.save(Path(run_dir), state)
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint, turning a damaged file into a :class:`CheckpointError` that names it."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT
-    if not path.exists():
-        raise CheckpointError(f"no checkpoint at {path}: the run has not reached its first checkpoint "
-                              "(train.ckpt_every) or the folder is wrong")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # torch raises several types for truncated/corrupt zip archives
-        raise CheckpointError(f"checkpoint {path} is damaged or truncated ({type(e).__name__}: {e}); "
-                              "delete it to restart the run from scratch") from e
-    missing = {"step", "model", "optimizer", "config"} - set(state) if isinstance(state, dict) else {"all"}
-    if missing:
-        raise CheckpointError(f"checkpoint {path} lacks {sorted(missing)}: not a stopgrad checkpoint")
-    return state
+def load_checkpoint(run_dir: Path) -> checkpoint.Loaded:
+    """The newest whole checkpoint of a run folder (:func:`stopgrad.checkpoint.load_latest`)."""
+    path = Path(run_dir)
+    if path.is_file():  # a checkpoint file given directly
+        return checkpoint.Loaded(checkpoint.read(path), path, False, [])
+    return checkpoint.load_latest(path)
 
 
 def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
     """Merge ``summary`` into ``summary.json`` (later evaluations add keys, never drop them)."""
-    path = run_dir / "summary.json"
-    old = json.loads(path.read_text()) if path.exists() else {}
+    path = Path(run_dir) / "summary.json"
+    old = read_summary(run_dir)
     old.update(summary)
-    atomic_write_text(path, json.dumps(old, indent=2))
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w") as f:
+            f.write(json.dumps(old, indent=2))
+            f.flush()
+            os.fsync(f.fileno())
+        failpoints.hit("summary.write")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
     path = Path(run_dir) / "summary.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {}
+    try:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise StopgradError(f"{path} is not valid JSON ({e}); delete it and run "
+                            f"`stopgrad resume {path.parent}` to write it again") from e
+    if not isinstance(doc, dict):
+        raise StopgradError(f"{path} holds a {type(doc).__name__}, not a summary; delete it and run "
+                            f"`stopgrad resume {path.parent}` to write it again")
+    return doc
+
+
+def require_run_dir(run_dir: Path) -> Path:
+    """A run folder that exists and has its ``config.yaml``; the error says what is wrong."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise RunFolderError(f"run folder {run_dir} does not exist; list runs with `ls {run_dir.parent}`")
+    if not run_dir.is_dir():
+        raise RunFolderError(f"{run_dir} is a file, not a run folder; pass the folder that holds config.yaml")
+    if not (run_dir / "config.yaml").is_file():
+        raise RunFolderError(f"{run_dir} has no config.yaml: not a stopgrad run folder (or it was killed "
+                             "before it started); start it again with `stopgrad train`")
+    return run_dir

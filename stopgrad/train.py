@@ -11,6 +11,7 @@ exactly the batches and views the uninterrupted run would have seen.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,20 +20,33 @@ import torch
 from torch import nn
 
 from stopgrad import distributed as dist
+from stopgrad import failpoints, rundir
 from stopgrad.augment import build_views
 from stopgrad.backbones import build_backbone
-from stopgrad.config import RunConfig, load_yaml
+from stopgrad.config import ConfigError, RunConfig, load_yaml
 from stopgrad.data import ImageDataset, load_dataset
-from stopgrad.evaluate import extract_features, knn_accuracy, linear_probe
+from stopgrad.errors import CheckpointError, StopgradError
 from stopgrad.methods import Method, ema_update, get_method
 from stopgrad.monitor import Monitor
 from stopgrad.optim import build_optimizer, lr_at, peak_learning_rate, set_lr
 from stopgrad.precision import autocast, resolve_device, resolve_precision
-from stopgrad import rundir
+from stopgrad.run_evaluation import evaluate_knn, evaluate_linear, features
+from stopgrad.run_state import ResumeWarning, load_state, restore, save
+
+__all__ = ["NonFiniteLossError", "Run", "RunInterrupted", "evaluate_knn", "evaluate_linear", "features", "fit",
+           "load_run", "resume", "setup", "train", "train_step"]
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(StopgradError, FloatingPointError):
     """The loss became NaN or infinite; the message names the step and the last good checkpoint."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training, after a checkpoint of the current step was written."""
+
+    def __init__(self, run_dir: Path, step: int) -> None:
+        super().__init__(f"interrupted at step {step}")
+        self.run_dir, self.step = run_dir, step
 
 
 @dataclass
@@ -57,6 +71,7 @@ class Run:
     monitor: Monitor | None = None
     step: int = 0
     elapsed_s: float = 0.0
+    last_loss: float = float("nan")
     knn_history: list[dict[str, float]] = field(default_factory=list)
 
 
@@ -69,28 +84,39 @@ def seed_all(seed: int, deterministic: bool) -> None:
 
 
 def build_model(cfg: RunConfig, in_channels: int) -> Method:
-    """Backbone + method, seeded from ``cfg.train.seed``."""
+    """Backbone + method, seeded from ``cfg.train.seed``; a value they refuse is a ConfigError."""
     torch.manual_seed(cfg.train.seed)
-    backbone, feat_dim = build_backbone(cfg.model.backbone, in_channels=in_channels, width=cfg.model.width,
-                                        stem=cfg.model.stem, zero_init_residual=cfg.model.zero_init_residual,
-                                        **cfg.model.options)
-    return get_method(cfg.method_name)(backbone, feat_dim, cfg.method)
+    m = cfg.model
+    try:
+        backbone, feat_dim = build_backbone(m.backbone, in_channels=in_channels, width=m.width, stem=m.stem,
+                                            zero_init_residual=m.zero_init_residual, **m.options)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"model.backbone={m.backbone!r} with model.options={m.options}: {e}") from e
+    try:
+        return get_method(cfg.method_name)(backbone, feat_dim, cfg.method)
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"method.name={cfg.method_name!r}: {e}") from e
 
 
 def load_splits(cfg: RunConfig) -> tuple[ImageDataset, ImageDataset | None]:
     """The pre-training split (STL-10: train+unlabeled) and the labelled test split."""
     d = cfg.data
     train_split = "train+unlabeled" if d.dataset == "stl10" else "train"
-    train = load_dataset(d.dataset, train_split, root=d.root, download=d.download, image_size=d.image_size)
+    opts = dict(root=d.root, download=d.download, image_size=d.image_size, verify=d.verify, label_set=d.label_set)
+    train = load_dataset(d.dataset, train_split, **opts)
     try:
-        test = load_dataset(d.dataset, "test", root=d.root, download=d.download, image_size=d.image_size)
+        test = load_dataset(d.dataset, "test", **opts)
     except FileNotFoundError:
         test = None
     return train, test
 
 
 def setup(cfg: RunConfig, run_dir: Path | None = None) -> Run:
-    """Build a fresh run (or the skeleton a checkpoint is loaded into)."""
+    """Build a fresh run (or the skeleton a checkpoint is loaded into).
+
+    A new run's folder is created last, once the data has loaded and the model is built, so a
+    run that cannot start leaves nothing behind.
+    """
     device = resolve_device(cfg.train.device)
     dist.init_from_env(str(device))
     if device.type == "cuda" and dist.is_dist():
@@ -100,12 +126,22 @@ def setup(cfg: RunConfig, run_dir: Path | None = None) -> Run:
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     seed_all(cfg.train.seed, cfg.train.deterministic)
-    if run_dir is None:
-        run_dir = rundir.new_run_dir(cfg) if dist.is_main() else Path(cfg.train.out_dir)
     # data: resident uint8 tensors; on CUDA the whole training set moves to the device once
     train_set, test_set = load_splits(cfg)
+    per_rank_batch = cfg.data.batch_size // dist.world_size()
+    steps_per_epoch = len(train_set) // cfg.data.batch_size
+    if steps_per_epoch < 1:
+        raise ConfigError(f"data.batch_size={cfg.data.batch_size} exceeds the {len(train_set)} training images; "
+                          f"lower it")
+    if per_rank_batch < 2:
+        raise ConfigError(f"data.batch_size={cfg.data.batch_size} gives < 2 images per process")
     views = build_views(cfg.data.views, n_views=cfg.data.n_views, local_views=cfg.data.local_views,
                         local_overrides=cfg.data.local_overrides, **cfg.data.view_overrides)
+    try:  # a dry run on two images: a colour preset on grayscale data fails here, not at step 0
+        views(train_set.images[:2], generator=torch.Generator().manual_seed(0))
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise ConfigError(f"data.views={cfg.data.views!r} does not fit {cfg.data.dataset}'s images "
+                          f"{tuple(train_set.images.shape[1:])}: {e}") from e
     # model
     method = build_model(cfg, in_channels=train_set.images.shape[1]).to(device)
     if cfg.train.channels_last:
@@ -114,50 +150,17 @@ def setup(cfg: RunConfig, run_dir: Path | None = None) -> Run:
     if dist.is_dist():
         model = nn.parallel.DistributedDataParallel(method, device_ids=[device] if device.type == "cuda" else None)
     # optimizer and schedule (per step, precomputed from the config)
-    per_rank_batch = cfg.data.batch_size // dist.world_size()
-    steps_per_epoch = len(train_set) // cfg.data.batch_size
-    if steps_per_epoch < 1:
-        raise ValueError(f"data.batch_size={cfg.data.batch_size} exceeds the {len(train_set)} training images")
-    if per_rank_batch < 2:
-        raise ValueError(f"data.batch_size={cfg.data.batch_size} gives < 2 images per process")
     total_steps = cfg.train.steps or max(1, round(cfg.train.epochs * steps_per_epoch))
     peak = peak_learning_rate(cfg.optim, cfg.data.batch_size)
     optimizer = build_optimizer(method.param_groups(), cfg.optim, peak)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+    if run_dir is None:
+        run_dir = rundir.create_run_dir(cfg) if dist.is_main() else Path(cfg.train.out_dir)
     monitor = Monitor(Path(run_dir), cfg.train, method, enabled=dist.is_main())
     return Run(cfg=cfg, run_dir=Path(run_dir), device=device, precision=precision, train_set=train_set,
                test_set=test_set, views=views, method=method, model=model, optimizer=optimizer, scaler=scaler,
                steps_per_epoch=steps_per_epoch, total_steps=total_steps, peak_lr=peak,
                warmup_steps=round(cfg.optim.warmup_epochs * steps_per_epoch), monitor=monitor)
-
-
-# ---------------------------------------------------------------------------------- checkpoints
-def checkpoint_state(run: Run) -> dict[str, Any]:
-    return {"step": run.step, "model": run.method.state_dict(), "optimizer": run.optimizer.state_dict(),
-            "scaler": run.scaler.state_dict() if run.scaler else None, "config": run.cfg.to_dict(),
-            "elapsed_s": run.elapsed_s, "knn_history": run.knn_history, "total_steps": run.total_steps,
-            "monitor": {"cost_s": run.monitor.cost_s, "alarmed": run.monitor.alarmed, "strikes": run.monitor.strikes}}
-
-
-def save(run: Run) -> None:
-    if dist.is_main():
-        rundir.save_checkpoint(run.run_dir, checkpoint_state(run))
-
-
-def restore(run: Run, state: dict[str, Any]) -> None:
-    """Load a checkpoint into a freshly built run."""
-    if state["total_steps"] != run.total_steps:
-        raise rundir.CheckpointError(f"checkpoint has {state['total_steps']} total steps but the config gives "
-                                     f"{run.total_steps}: the run's config.yaml changed since it was saved")
-    run.method.load_state_dict(state["model"])
-    run.optimizer.load_state_dict(state["optimizer"])
-    if run.scaler and state.get("scaler"):
-        run.scaler.load_state_dict(state["scaler"])
-    run.step, run.elapsed_s = state["step"], state["elapsed_s"]
-    run.knn_history = list(state.get("knn_history", []))
-    mon = state.get("monitor", {})
-    run.monitor.cost_s, run.monitor.alarmed = mon.get("cost_s", 0.0), mon.get("alarmed", False)
-    run.monitor.strikes = mon.get("strikes", 0)
 
 
 # ------------------------------------------------------------------------------------ data order
@@ -178,41 +181,6 @@ def view_generator(run: Run, step: int) -> torch.Generator:
     return g
 
 
-# -------------------------------------------------------------------------------------- evaluate
-def features(run: Run, images: torch.Tensor) -> torch.Tensor:
-    return extract_features(run.method.backbone, images, run.views.eval_transform, run.device,
-                            run.cfg.eval.batch_size, run.precision, run.cfg.train.channels_last)
-
-
-def evaluate_knn(run: Run, train_limit: int | None = None) -> float | None:
-    """Weighted kNN top-1 on the labelled test split (k, T from ``cfg.eval``)."""
-    if run.test_set is None:
-        return None
-    labelled = run.train_set.labels >= 0
-    images, labels = run.train_set.images[labelled], run.train_set.labels[labelled]
-    if train_limit:
-        images, labels = images[:train_limit], labels[:train_limit]
-    train_f, test_f = features(run, images), features(run, run.test_set.images)
-    return knn_accuracy(train_f, labels, test_f, run.test_set.labels, run.cfg.eval.knn_k, run.cfg.eval.knn_t)
-
-
-def evaluate_linear(run: Run) -> float | None:
-    """Linear-probe top-1 on frozen features of the labelled splits."""
-    if run.test_set is None:
-        return None
-    from tqdm import tqdm
-
-    labelled = run.train_set.labels >= 0
-    train_f = features(run, run.train_set.images[labelled])
-    test_f = features(run, run.test_set.images)
-    e = run.cfg.eval
-    with tqdm(total=e.linear_epochs, desc="linear probe", disable=not run.cfg.train.progress, leave=False) as bar:
-        res = linear_probe(train_f, run.train_set.labels[labelled], test_f, run.test_set.labels, e.linear_epochs,
-                           e.linear_lr, e.linear_batch_size, e.linear_weight_decay, seed=run.cfg.train.seed,
-                           progress=lambda _: bar.update(1))
-    return res.top1
-
-
 # ------------------------------------------------------------------------------------------ loop
 def train_step(run: Run, step: int, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any], Any]:
     """Views → forward → backward → optimizer step → EMA → method hook. Returns (loss, logs, output)."""
@@ -226,6 +194,7 @@ def train_step(run: Run, step: int, images: torch.Tensor) -> tuple[torch.Tensor,
     with autocast(run.device, run.precision):
         out = run.model(views, step)
     run.monitor.after_forward()
+    failpoints.hit("step.forward")
     loss = out.loss
     if cfg.train.stop_on_nan and not torch.isfinite(loss):
         last = run.run_dir / rundir.CHECKPOINT
@@ -248,6 +217,7 @@ def train_step(run: Run, step: int, images: torch.Tensor) -> tuple[torch.Tensor,
         run.scaler.update()
     else:
         run.optimizer.step()
+    failpoints.hit("step.optimizer")
     pairs = method.ema_pairs()
     if pairs:
         m = method.ema_momentum(step, run.total_steps)
@@ -268,7 +238,7 @@ def fit(run: Run) -> dict[str, Any]:
     bar = tqdm(total=run.total_steps, initial=run.step, disable=not (main and cfg.train.progress),
                desc=f"{cfg.method_name}", unit="step", dynamic_ncols=True)
     perm_epoch, perm = -1, None
-    t_window, n_window, last_loss = time.perf_counter(), 0, float("nan")
+    t_window, n_window = time.perf_counter(), 0
     run.method.train()
     try:
         while run.step < run.total_steps:
@@ -289,19 +259,20 @@ def fit(run: Run) -> dict[str, Any]:
             run.elapsed_s += time.perf_counter() - t0
             n_window += len(batch) * dist.world_size()
             if run.step % cfg.train.log_every == 0 or run.step == run.total_steps:
-                last_loss = dist.all_reduce_mean(loss.float()).item()
+                run.last_loss = dist.all_reduce_mean(loss.float()).item()
                 dt = time.perf_counter() - t_window
                 ips = n_window / dt if dt > 0 else 0.0
-                row = {"step": run.step, "epoch": run.step / run.steps_per_epoch, "loss": last_loss,
+                row = {"step": run.step, "epoch": run.step / run.steps_per_epoch, "loss": run.last_loss,
                        "images_per_s": ips, **{k: float(v) for k, v in {**logs, **out.logs}.items()}}
                 if main:
                     rundir.append_metrics(run.run_dir, row)
                     run.monitor.scalars(run.step, row)
-                bar.set_postfix(loss=f"{last_loss:.4f}", img_s=f"{ips:.0f}")
+                bar.set_postfix(epoch=f"{run.step / run.steps_per_epoch:.2f}", loss=f"{run.last_loss:.4f}",
+                                img_s=f"{ips:.0f}")
                 t_window, n_window = time.perf_counter(), 0
             bar.update(1)
             if knn_every and run.step % knn_every == 0 and run.step < run.total_steps and main:
-                acc = evaluate_knn(run, cfg.eval.knn_train_limit)
+                acc = evaluate_knn(run, cfg.eval.knn_train_limit, point="knn.online")
                 if acc is not None:
                     row = {"step": run.step, "epoch": run.step / run.steps_per_epoch, "knn_top1": acc,
                            "knn_train_images": min(cfg.eval.knn_train_limit or len(run.train_set), len(run.train_set))}
@@ -312,14 +283,14 @@ def fit(run: Run) -> dict[str, Any]:
             if run.step % cfg.train.ckpt_every == 0 and run.step < run.total_steps:
                 save(run)
     except KeyboardInterrupt:
-        save(run)  # a clean stop keeps everything done so far
         bar.close()
-        raise
+        save(run)  # a clean stop keeps everything done so far
+        raise RunInterrupted(run.run_dir, run.step) from None
     finally:
+        bar.close()  # before any error is printed, so it does not land on the bar's line
         run.monitor.close()
-    bar.close()
     save(run)
-    return finish(run, last_loss)
+    return finish(run, run.last_loss)
 
 
 def finish(run: Run, last_loss: float) -> dict[str, Any]:
@@ -353,23 +324,33 @@ def finish(run: Run, last_loss: float) -> dict[str, Any]:
 # ---------------------------------------------------------------------------------- entry points
 def train(cfg: RunConfig) -> dict[str, Any]:
     """Start a new run from a resolved config; returns the summary."""
-    run = setup(cfg)
-    if dist.is_main():
-        rundir.write_provenance(run.run_dir, cfg)
-    return fit(run)
+    return fit(setup(cfg))
 
 
 def resume(run_dir: str | Path) -> dict[str, Any]:
-    """Continue a killed or interrupted run from its last checkpoint."""
-    run_dir = Path(run_dir)
-    state = rundir.load_checkpoint(run_dir)
+    """Continue a killed or interrupted run from its newest whole checkpoint.
+
+    A run killed before its first checkpoint starts over from step 0 in the same folder; a
+    finished run returns its summary (with ``already_finished`` set) without training.
+    """
+    run_dir = rundir.require_run_dir(Path(run_dir))
     cfg = load_yaml(run_dir / "config.yaml")
+    try:
+        state, path = load_state(run_dir)
+    except CheckpointError as e:
+        if not str(e).startswith("no checkpoint in"):
+            raise
+        state, path = None, None
+        warnings.warn(f"{run_dir} has no checkpoint yet (killed before train.ckpt_every steps); starting it "
+                      "over from step 0", ResumeWarning, stacklevel=2)
     run = setup(cfg, run_dir=run_dir)
-    restore(run, state)
+    if state is not None:
+        restore(run, state, path)
     if dist.is_main():
-        rundir.truncate_metrics(run_dir, run.step)
-    if run.step >= run.total_steps and (run_dir / "summary.json").exists():
-        return rundir.read_summary(run_dir)
+        rundir.truncate_rows(run_dir, state.get("logs") if state else {}, run.step)
+    if run.step >= run.total_steps and (run_dir / "summary.json").exists() and \
+            "knn_top1" in rundir.read_summary(run_dir):
+        return {**rundir.read_summary(run_dir), "already_finished": True}
     return fit(run)
 
 
@@ -379,11 +360,10 @@ def load_run(run_dir: str | Path, random_init: bool = False) -> Run:
     With ``random_init`` the weights are left as initialised from the run's seed: the baseline
     a trained backbone should beat.
     """
-    run_dir = Path(run_dir)
-    state = None if random_init else rundir.load_checkpoint(run_dir)
+    run_dir = rundir.require_run_dir(Path(run_dir))
     cfg = load_yaml(run_dir / "config.yaml")
+    state, path = (None, None) if random_init else load_state(run_dir)
     run = setup(cfg, run_dir=run_dir)
     if state is not None:
-        restore(run, state)
+        restore(run, state, path)
     return run
-

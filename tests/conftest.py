@@ -24,3 +24,19 @@ def tiny_overrides(tmp_path, **extra) -> list[str]:
 @pytest.fixture
 def tiny(tmp_path):
     return lambda **extra: tiny_overrides(tmp_path, **extra)
+
+
+@pytest.fixture
+def isolated_data(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    """A fresh HOME (so a fresh ~/.cache), no $STOPGRAD_DATA and no system dataset folders."""
+    import dataclasses
+
+    from stopgrad.data.sources import SOURCES
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("STOPGRAD_DATA", raising=False)
+    for name, source in list(SOURCES.items()):
+        monkeypatch.setitem(SOURCES, name, dataclasses.replace(source, system_dirs=()))
+    return home

@@ -53,12 +53,12 @@ def test_resume_after_crash_equals_uninterrupted(tiny, monkeypatch):
         train(resolve(None, crashed))
     monkeypatch.setattr(train_mod, "train_step", real_step)
     d = Path(full["run_dir"]).parent / "crashed"
-    assert torch.load(d / "checkpoint.pt", weights_only=False)["step"] == 6
+    assert torch.load(d / "checkpoint.pt", weights_only=True)["step"] == 6
     resumed = resume(d)
     assert resumed["knn_top1"] == full["knn_top1"]
     assert resumed["final_loss"] == full["final_loss"]
-    a = torch.load(Path(full["run_dir"]) / "checkpoint.pt", weights_only=False)["model"]
-    b = torch.load(d / "checkpoint.pt", weights_only=False)["model"]
+    a = torch.load(Path(full["run_dir"]) / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(d / "checkpoint.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     # metrics after resume: one row per step, none duplicated
     steps = [r["step"] for r in metrics(d) if "loss" in r]
@@ -85,7 +85,7 @@ def test_sigkill_mid_epoch_then_resume(tmp_path):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    state = rundir.load_checkpoint(killed)
+    state = rundir.load_checkpoint(killed).state
     assert 5 <= state["step"] < 40
     res = subprocess.run([sys.executable, "-m", "stopgrad", "resume", str(killed)], env=env,
                          capture_output=True, text=True, timeout=300)
@@ -103,14 +103,15 @@ def test_nan_loss_stops_with_clear_error(tiny):
 
 def test_damaged_checkpoint_is_named(tiny):
     summary = train(resolve(None, tiny(**{"method.heads": "small"})))
-    ckpt = Path(summary["run_dir"]) / "checkpoint.pt"
+    d = Path(summary["run_dir"])
+    ckpt = d / "checkpoint.pt"
     data = ckpt.read_bytes()
     ckpt.write_bytes(data[: len(data) // 2])
+    with pytest.raises(rundir.CheckpointError, match="checkpoint.pt does not match its recorded sha256"):
+        resume(d)
+    (d / "checkpoint.sums.json").unlink()  # no checksum to go by: the file itself is read, and fails
     with pytest.raises(rundir.CheckpointError, match="damaged or truncated"):
-        resume(summary["run_dir"])
-    ckpt.unlink()
-    with pytest.raises(rundir.CheckpointError, match="no checkpoint"):
-        resume(summary["run_dir"])
+        resume(d)
 
 
 def test_lars_and_clip_and_warmup_run(tiny):

@@ -10,7 +10,13 @@ Examples:
 """
 
 from stopgrad.data.dataset import ImageDataset
-from stopgrad.data.errors import ChecksumError, CorruptDatasetError, DatasetNotFoundError, UnsafeArchiveError
+from stopgrad.data.errors import (
+    ChecksumError,
+    CorruptDatasetError,
+    DatasetLayoutError,
+    DatasetNotFoundError,
+    UnsafeArchiveError,
+)
 from stopgrad.data.registry import DATASETS, DatasetInfo, load_dataset
 
 __all__ = [
@@ -18,6 +24,7 @@ __all__ = [
     "ChecksumError",
     "CorruptDatasetError",
     "DatasetInfo",
+    "DatasetLayoutError",
     "DatasetNotFoundError",
     "ImageDataset",
     "UnsafeArchiveError",

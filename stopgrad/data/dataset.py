@@ -1,9 +1,30 @@
-"""The in-memory image dataset every loader returns."""
+"""The in-memory image dataset every loader returns, and the options every loader takes."""
 
+import os
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How a loader finds and reads its files (the ``data.*`` config keys of the same names).
+
+    Attributes:
+        root: Data root searched first (``data.root``), or None.
+        download: Whether missing files may be downloaded (``data.download``).
+        verify: Whether an archive must match the official md5 (``data.verify``); False accepts
+            a re-pack with a warning.
+        image_size: Output side in pixels, or None for the native size (``data.image_size``).
+        label_set: CIFAR-100's ``"fine"`` (100 classes) or ``"coarse"`` (20) labels.
+    """
+
+    root: "str | os.PathLike[str] | None" = None
+    download: bool = True
+    verify: bool = True
+    image_size: int | None = None
+    label_set: str = "fine"
 
 
 @dataclass

@@ -4,11 +4,12 @@ import hashlib
 import http.client
 import os
 import urllib.request
+import warnings
 from pathlib import Path
 
 from tqdm import tqdm
 
-from stopgrad.data.errors import ChecksumError
+from stopgrad.data.errors import REFETCH, ChecksumError
 from stopgrad.data.sources import RemoteFile
 
 _CHUNK = 1 << 20
@@ -23,19 +24,35 @@ def md5_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify_md5(path: Path, expected: str) -> None:
+class ChecksumWarning(UserWarning):
+    """A file's md5 differs from the official one and ``data.verify=false`` accepted it."""
+
+
+def verify_md5(path: Path, expected: str, verify: bool = True) -> None:
     """Checks a file against its published md5.
 
+    Args:
+        path: The file.
+        expected: The official md5.
+        verify: When False a mismatch is a :class:`ChecksumWarning` naming the file and both
+            checksums (config ``data.verify=false``: a re-pack or mirror of the official data,
+            whose structure the parsers still check).
+
     Raises:
-        ChecksumError: The md5 differs; the message names the file and both checksums.
+        ChecksumError: The md5 differs (and `verify`); the message names the file and both checksums.
     """
     actual = md5_of(path)
-    if actual != expected:
-        raise ChecksumError(
-            f"{path}: md5 is {actual} but the official file has md5 {expected}. "
-            f"The file is truncated, corrupt or not the official one; delete it and "
-            f"download it again (load_dataset(..., download=True) fetches it)."
-        )
+    if actual == expected:
+        return
+    if not verify:
+        warnings.warn(f"{path}: md5 {actual} differs from the official {expected}; used anyway "
+                      "(data.verify=false), its structure is still checked", ChecksumWarning, stacklevel=2)
+        return
+    raise ChecksumError(
+        f"{path}: md5 is {actual} but the official file has md5 {expected}. The file is truncated, corrupt "
+        f"or not the official one; {REFETCH}. If it is your own re-pack or a mirror of the official data, "
+        f"set data.verify=false to use it (its structure is still checked)."
+    )
 
 
 def download_url(url: str, dest: Path, md5: str, timeout: float = 60.0) -> None:

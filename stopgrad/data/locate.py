@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stopgrad.data.archive import safe_extract
+from stopgrad.data.dataset import LoadOptions
 from stopgrad.data.download import fetch, verify_md5
 from stopgrad.data.errors import DatasetNotFoundError, corrupt
 from stopgrad.data.sources import SOURCES
@@ -95,7 +96,7 @@ def download_folder(name: str, root: PathLike | None) -> Path:
         tried.append(f"  - {folder} ({origin}): not writable")
     raise DatasetNotFoundError(
         f"{source.title}: no writable folder to download into. Tried:\n" + "\n".join(tried)
-        + "\nSet root= (data.root) or STOPGRAD_DATA to a writable folder."
+        + "\nSet data.root or STOPGRAD_DATA to a writable folder."
     )
 
 
@@ -113,17 +114,18 @@ def not_found(
     """
     source = SOURCES[name]
     sub = source.subdirs[0]
-    lines = [f"{source.title}: cannot find {what}.", "Looked in, in this order:"]
+    lines = [f"{source.title}: cannot find {what} (looked in {len(plan.places)} places; "
+             f"{download_note.rstrip('.')}). Looked in, in this order:"]
     lines += [f"  - {p.path}  ({p.origin})" for p in plan.places]
     lines += [f"  - {s}" for s in plan.skipped]
-    lines += [download_note, "To fix, do one of:"]
-    lines.append(f"  - pass root=<folder> (config data.root) with the files in <folder>/{sub}")
+    lines += ["To fix, do one of:"]
+    lines.append(f"  - set data.root=<folder> with the files in <folder>/{sub}")
     lines.append(f"  - export STOPGRAD_DATA=<folder> with the files in <folder>/{sub}")
     if source.install_hint:
         lines.append(f"  - install it system-wide: {source.install_hint}")
     urls = ", ".join(u for f in source.files.values() for u in f.urls[:1])
     if download_folder is None:
-        lines.append(f"  - allow download=True (fetches {urls})")
+        lines.append(f"  - set data.download=true (fetches {urls})")
     else:
         lines.append(f"  - fetch {urls} by hand into {download_folder}")
     return DatasetNotFoundError("\n".join(lines))
@@ -159,17 +161,15 @@ def locate_files(
             return found  # type: ignore[return-value]
     what = " and ".join(names[0] for names in wanted)
     if not download:
-        raise not_found(name, what, plan, "Downloading was not allowed (download=False).")
+        raise not_found(name, what, plan, "downloading was not allowed (data.download=false).")
     folder = download_folder(name, root)
     try:
         return [_existing(folder, n) or fetch(SOURCES[name].files[n[0]], folder) for n in wanted]
     except OSError as error:
-        raise not_found(name, what, plan, f"Download into {folder} failed: {error}", folder) from error
+        raise not_found(name, what, plan, f"the download into {folder} failed: {error}", folder) from error
 
 
-def locate_folder(
-    name: str, folder: str, needed: Sequence[str], root: PathLike | None, download: bool
-) -> Path:
+def locate_folder(name: str, folder: str, needed: Sequence[str], options: LoadOptions) -> Path:
     """Finds the extracted folder of an archive dataset, extracting or downloading as needed.
 
     In each searched place, the extracted `folder` is used if it holds every file in
@@ -180,8 +180,8 @@ def locate_folder(
         name: Key of `SOURCES`; its single file is the archive.
         folder: Folder the archive extracts to, e.g. ``"cifar-10-batches-py"``.
         needed: Files inside `folder` this split reads.
-        root: The `root` argument (config ``data.root``), or None.
-        download: Whether the archive may be downloaded.
+        options: ``root``, ``download`` and ``verify`` (an archive whose md5 differs is used,
+            with a warning, when ``verify`` is False).
 
     Returns:
         The extracted folder.
@@ -193,6 +193,7 @@ def locate_folder(
     """
     source = SOURCES[name]
     (remote,) = source.files.values()
+    root, download = options.root, options.download
     plan = search_plan(name, root)
     for place in plan.places:
         if all((place.path / folder / f).is_file() for f in needed):
@@ -201,20 +202,20 @@ def locate_folder(
         if archive.is_file():
             writable = os.access(place.path, os.W_OK)
             target = place.path if writable else download_folder(name, root)
-            return _extract(archive, remote.md5, target, folder, needed)
+            return _extract(archive, remote.md5, target, folder, needed, options.verify)
     what = f"{remote.filename} or its extracted folder {folder}/ with {', '.join(needed)}"
     if not download:
-        raise not_found(name, what, plan, "Downloading was not allowed (download=False).")
+        raise not_found(name, what, plan, "downloading was not allowed (data.download=false).")
     target = download_folder(name, root)
     try:
         archive = fetch(remote, target)
     except OSError as error:
-        raise not_found(name, what, plan, f"Download into {target} failed: {error}", target) from error
-    return _extract(archive, remote.md5, target, folder, needed)
+        raise not_found(name, what, plan, f"the download into {target} failed: {error}", target) from error
+    return _extract(archive, remote.md5, target, folder, needed, True)
 
 
-def _extract(archive: Path, md5: str, target: Path, folder: str, needed: Sequence[str]) -> Path:
-    verify_md5(archive, md5)
+def _extract(archive: Path, md5: str, target: Path, folder: str, needed: Sequence[str], verify: bool) -> Path:
+    verify_md5(archive, md5, verify)
     safe_extract(archive, target)
     missing = [f for f in needed if not (target / folder / f).is_file()]
     if missing:

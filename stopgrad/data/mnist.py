@@ -3,10 +3,10 @@
 import numpy as np
 import torch
 
-from stopgrad.data.dataset import ImageDataset
+from stopgrad.data.dataset import ImageDataset, LoadOptions
 from stopgrad.data.errors import corrupt
 from stopgrad.data.idx import read_idx
-from stopgrad.data.locate import PathLike, locate_files
+from stopgrad.data.locate import locate_files
 
 MNIST_CLASSES = [str(d) for d in range(10)]
 FASHION_MNIST_CLASSES = [
@@ -22,23 +22,20 @@ def idx_file_names(split: str) -> list[tuple[str, str]]:
     return [(f"{s}.gz", s) for s in stems]
 
 
-def load_idx_dataset(
-    name: str, classes: list[str], split: str, root: PathLike | None, download: bool
-) -> ImageDataset:
+def load_idx_dataset(name: str, classes: list[str], split: str, options: LoadOptions) -> ImageDataset:
     """Loads an MNIST-style split: images ``(N, 1, 28, 28)``, labels 0..9.
 
     Args:
         name: ``"mnist"`` or ``"fashion-mnist"`` (key of `SOURCES`).
         classes: Class names.
         split: ``"train"`` (60,000 images) or ``"test"`` (10,000).
-        root: Data root (config ``data.root``), or None.
-        download: Whether missing files may be downloaded.
+        options: ``root`` and ``download`` are used.
 
     Raises:
         DatasetNotFoundError: Files not found (the message lists every place searched).
         CorruptDatasetError: A file does not follow the IDX format or the two disagree.
     """
-    images_path, labels_path = locate_files(name, idx_file_names(split), root, download)
+    images_path, labels_path = locate_files(name, idx_file_names(split), options.root, options.download)
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.ndim != 3 or images.dtype != np.uint8:
         raise corrupt(images_path, f"expected uint8 images (N, H, W), got {images.dtype} {images.shape}")
@@ -57,13 +54,11 @@ def load_idx_dataset(
     )
 
 
-def load_mnist(split: str, root: PathLike | None, download: bool, image_size: int | None) -> ImageDataset:
+def load_mnist(split: str, options: LoadOptions) -> ImageDataset:
     """MNIST handwritten digits (LeCun et al. 1998). See `load_idx_dataset`."""
-    return load_idx_dataset("mnist", MNIST_CLASSES, split, root, download)
+    return load_idx_dataset("mnist", MNIST_CLASSES, split, options)
 
 
-def load_fashion_mnist(
-    split: str, root: PathLike | None, download: bool, image_size: int | None
-) -> ImageDataset:
+def load_fashion_mnist(split: str, options: LoadOptions) -> ImageDataset:
     """Fashion-MNIST (Xiao et al. 2017, arXiv:1708.07747). See `load_idx_dataset`."""
-    return load_idx_dataset("fashion-mnist", FASHION_MNIST_CLASSES, split, root, download)
+    return load_idx_dataset("fashion-mnist", FASHION_MNIST_CLASSES, split, options)

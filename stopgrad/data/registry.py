@@ -4,15 +4,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from stopgrad.data.cifar import load_cifar10, load_cifar100
-from stopgrad.data.dataset import ImageDataset, resize_images
+from stopgrad.data.dataset import ImageDataset, LoadOptions, resize_images
 from stopgrad.data.folder import load_image_folder
 from stopgrad.data.locate import PathLike
 from stopgrad.data.mnist import load_fashion_mnist, load_mnist
 from stopgrad.data.stl10 import load_stl10
 from stopgrad.data.synthetic import load_synthetic
 
-Loader = Callable[[str, PathLike | None, bool, int | None], ImageDataset]
-"""``loader(split, root, download, image_size) -> ImageDataset``."""
+Loader = Callable[[str, LoadOptions], ImageDataset]
+"""``loader(split, options) -> ImageDataset``."""
 
 TRAIN_TEST = ("train", "test")
 
@@ -56,6 +56,8 @@ def load_dataset(
     root: PathLike | None = None,
     download: bool = True,
     image_size: int | None = None,
+    verify: bool = True,
+    label_set: str = "fine",
 ) -> ImageDataset:
     """Loads a whole dataset split into memory as uint8 tensors.
 
@@ -73,6 +75,10 @@ def load_dataset(
         image_size: Output side in pixels. Image folders are decoded at this size (default
             64); other datasets are resized (antialiased bilinear) only if it differs from
             their native size.
+        verify: Whether an archive must have the official md5 (config ``data.verify``);
+            False uses a re-pack or mirror with a warning, its structure still checked.
+        label_set: ``"fine"``, or ``"coarse"`` for CIFAR-100's 20 superclasses (config
+            ``data.label_set``).
 
     Returns:
         The split as an `ImageDataset`.
@@ -94,7 +100,10 @@ def load_dataset(
         raise ValueError(f"dataset {name!r} has no split {split!r}; valid splits: {', '.join(info.splits)}")
     if image_size is not None and (not isinstance(image_size, int) or image_size <= 0):
         raise ValueError(f"image_size must be a positive int or None, got {image_size!r}")
-    dataset = info.load(split, root, download, image_size)
+    if label_set != "fine" and name != "cifar100":
+        raise ValueError(f"label_set={label_set!r}: only cifar100 has coarse labels")
+    options = LoadOptions(root=root, download=download, verify=verify, image_size=image_size, label_set=label_set)
+    dataset = info.load(split, options)
     if image_size is not None and dataset.images.shape[-2:] != (image_size, image_size):
         dataset.images = resize_images(dataset.images, image_size)
     return dataset

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stopgrad.data.dataset import ImageDataset
+from stopgrad.data.dataset import ImageDataset, LoadOptions
 from stopgrad.data.errors import corrupt
-from stopgrad.data.locate import PathLike, locate_folder
+from stopgrad.data.locate import locate_folder
 
 STL10_FOLDER = "stl10_binary"
 _SHAPE = (3, 96, 96)
@@ -58,15 +58,14 @@ def read_labels(path: Path, count: int, images: Path) -> np.ndarray:
     return labels.astype(np.int64) - 1
 
 
-def load_stl10(split: str, root: PathLike | None, download: bool, image_size: int | None) -> ImageDataset:
+def load_stl10(split: str, options: LoadOptions) -> ImageDataset:
     """Loads STL-10 as uint8 ``(N, 3, 96, 96)``.
 
     Args:
         split: ``"train"`` (5,000 labeled), ``"test"`` (8,000), ``"unlabeled"`` (100,000,
             labels -1) or ``"train+unlabeled"`` (105,000, for pre-training).
-        root: Data root (config ``data.root``), or None.
-        download: Whether the 2.6 GB archive may be downloaded.
-        image_size: Ignored here; `load_dataset` resizes.
+        options: ``root``, ``download`` (the 2.6 GB archive) and ``verify`` are used;
+            `load_dataset` resizes to ``image_size``.
 
     Raises:
         DatasetNotFoundError: Archive and extracted folder not found.
@@ -74,7 +73,7 @@ def load_stl10(split: str, root: PathLike | None, download: bool, image_size: in
     """
     pairs = _SPLIT_FILES[split]
     needed = [f for pair in pairs for f in pair if f] + ["class_names.txt"]
-    base = locate_folder("stl10", STL10_FOLDER, needed, root, download)
+    base = locate_folder("stl10", STL10_FOLDER, needed, options)
     counts = [_count(base / x) for x, _ in pairs]
     images = torch.empty((sum(counts), *_SHAPE), dtype=torch.uint8)
     labels, start = [], 0

@@ -3,8 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from stopgrad.data.dataset import ImageDataset
-from stopgrad.data.locate import PathLike
+from stopgrad.data.dataset import ImageDataset, LoadOptions
 
 NUM_CLASSES = 10
 SPLIT_SIZES = {"train": 500, "test": 200}
@@ -12,9 +11,7 @@ DEFAULT_IMAGE_SIZE = 28
 _SPLIT_SEEDS = {"train": 1, "test": 2}
 
 
-def load_synthetic(
-    split: str, root: PathLike | None = None, download: bool = False, image_size: int | None = None
-) -> ImageDataset:
+def load_synthetic(split: str, options: LoadOptions = LoadOptions()) -> ImageDataset:
     """Random uint8 images ``(N, 1, S, S)`` (S = 28 by default), 10 balanced classes.
 
     Each class has a smooth random prototype (a 7x7 noise map upsampled to S x S, the same
@@ -25,11 +22,9 @@ def load_synthetic(
 
     Args:
         split: ``"train"`` or ``"test"``.
-        root: Ignored.
-        download: Ignored.
-        image_size: Side S (default 28).
+        options: Only ``image_size`` is used: side S (default 28).
     """
-    size = image_size or DEFAULT_IMAGE_SIZE
+    size = options.image_size or DEFAULT_IMAGE_SIZE
     coarse = torch.rand(NUM_CLASSES, 1, 7, 7, generator=torch.Generator().manual_seed(0))
     prototypes = F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
     g = torch.Generator().manual_seed(_SPLIT_SEEDS[split])

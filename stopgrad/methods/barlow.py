@@ -27,6 +27,7 @@ class BarlowTwins(Method):
     """
 
     description = "Barlow Twins: cross-correlation to identity (Zbontar et al. 2021)"
+    max_views = 2  # two views exactly (checked when the config is read)
 
     @dataclass
     class Config(ProjectorConfig):

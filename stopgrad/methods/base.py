@@ -63,6 +63,7 @@ class Method(nn.Module):
 
     name: ClassVar[str] = "?"
     description: ClassVar[str] = ""
+    max_views: ClassVar[int | None] = None  # most views (global + local) a step takes; None = any
 
     @dataclass
     class Config:

@@ -25,6 +25,7 @@ class SimCLR(Method):
     """
 
     description = "SimCLR: NT-Xent / InfoNCE with in-batch negatives (Chen et al. 2020)"
+    max_views = 2  # two views exactly (checked when the config is read)
 
     @dataclass
     class Config(ProjectorConfig):

@@ -26,6 +26,7 @@ class Simple(Method):
     """
 
     description = "Simple: invariance loss + center-vector penalty, 0.5(L - lam·||s||) (Jha et al. 2024)"
+    max_views = 2  # two views exactly (checked when the config is read)
 
     @dataclass
     class Config(ProjectorConfig):  # the heads preset's projector shape (its predictor is unused)
