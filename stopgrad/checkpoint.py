@@ -22,6 +22,7 @@ files; when the latest is damaged the caller is told which one was used instead.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -34,7 +35,7 @@ from typing import Any
 import torch
 
 from stopgrad import failpoints
-from stopgrad.errors import CheckpointError, UnsafeFileError
+from stopgrad.errors import CheckpointError, UnsafeFileError, with_path
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
@@ -107,15 +108,20 @@ def save(run_dir: Path, state: dict[str, Any]) -> Path:
     """
     run_dir = Path(run_dir)
     latest, pending, previous = run_dir / CHECKPOINT, run_dir / PENDING, run_dir / PREVIOUS
+    buffer = io.BytesIO()
+    torch.save(state, buffer)  # in memory first: a full disk is then a plain OSError from write()
+    data = buffer.getbuffer()
+    digest = hashlib.sha256(data).hexdigest()
     try:
         with open(pending, "wb") as f:
-            torch.save(state, f)
+            half = len(data) // 2
+            f.write(data[:half])
             failpoints.hit("checkpoint.write")
+            f.write(data[half:])
             f.flush()
             os.fsync(f.fileno())
-        digest = sha256_of(pending)
         sums = read_sums(run_dir) or []
-        entry = {"sha256": digest, "step": int(state["step"]), "bytes": pending.stat().st_size}
+        entry = {"sha256": digest, "step": int(state["step"]), "bytes": len(data)}
         write_json_atomic(run_dir / SUMS, {"format": 1, "files": [entry, *sums][:_KEEP]})
         failpoints.hit("checkpoint.recorded")
         if latest.exists() and _verifies(latest, sums):
@@ -123,6 +129,9 @@ def save(run_dir: Path, state: dict[str, Any]) -> Path:
         failpoints.hit("checkpoint.rotated")
         os.replace(pending, latest)
         fsync_dir(run_dir)
+    except OSError as e:
+        pending.unlink(missing_ok=True)
+        raise with_path(e, pending)
     except BaseException:
         pending.unlink(missing_ok=True)
         raise

@@ -237,7 +237,15 @@ def out_of_memory(error: BaseException) -> bool:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     debug = args.debug or os.environ.get("STOPGRAD_DEBUG", "") not in ("", "0")
-    warnings.showwarning = show_warning
+    previous, warnings.showwarning = warnings.showwarning, show_warning
+    try:
+        return run_command(args, debug)
+    finally:
+        warnings.showwarning = previous
+
+
+def run_command(args: argparse.Namespace, debug: bool) -> int:
+    """Run the chosen command; every error ends here as one line (the traceback with ``debug``)."""
     try:
         return args.func(args)
     except KeyboardInterrupt as e:

@@ -238,8 +238,16 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
     raise ConfigError(f"{key}: unsupported config type {tp!r}")
 
 
+_TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
 def _tname(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+    """``int | None`` → "an integer or null"."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        words = [_TYPE_WORDS.get(a, getattr(a, "__name__", str(a))) for a in args]
+        return " or ".join(words + (["null"] if type(None) in typing.get_args(tp) else []))
+    return _TYPE_WORDS.get(tp, getattr(tp, "__name__", None) or str(tp).replace("typing.", ""))
 
 
 def build_dataclass(cls: type, values: dict[str, Any], prefix: str) -> Any:
@@ -251,16 +259,19 @@ def build_dataclass(cls: type, values: dict[str, Any], prefix: str) -> Any:
         if key not in names:
             raise ConfigError(f"unknown key {prefix}{key}{_suggest(str(key), names)}")
         kwargs[key] = coerce(value, hints[key], prefix + key)
+    def named(e: Exception) -> str:  # messages that already name their key keep it
+        return str(e) if str(e).startswith(prefix) else f"{prefix}{e}"
+
     try:
         obj = cls(**kwargs)
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"{prefix.rstrip('.')}: {e}") from e
+        raise ConfigError(named(e)) from e
     validate = getattr(obj, "validate", None)
     if callable(validate):
         try:
             validate()
-        except ValueError as e:
-            raise ConfigError(f"{prefix}{e}") from e
+        except (ValueError, TypeError) as e:
+            raise ConfigError(named(e)) from e
     return obj
 
 

@@ -40,6 +40,15 @@ class DeviceError(StopgradError, ValueError):
 _PERMISSION = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
+def with_path(error: OSError, path: object) -> OSError:
+    """The same OS error naming ``path`` (``write()`` and ``fsync()`` raise theirs without a file name)."""
+    if error.filename is not None or error.errno is None:
+        return error
+    named = type(error)(error.errno, error.strerror, str(path))
+    named.__cause__ = error
+    return named
+
+
 def describe_os_error(error: OSError) -> str:
     """One line for an OS error a user can cause: permissions, read-only or full disks, missing paths."""
     path = error.filename if error.filename is not None else ""

@@ -73,6 +73,14 @@ def get_head_preset(name: str) -> HeadPreset:
     return HEAD_PRESETS[name]
 
 
+def check_sizes(cfg: object, *names: str) -> None:
+    """Head sizes given in a method config: each ``None`` (the preset's) or at least 1."""
+    for name in names:
+        value = getattr(cfg, name)
+        if value is not None and value < 1:
+            raise ValueError(f"method.{name}={value}: a layer size or count must be >= 1 (or null for the preset's)")
+
+
 @dataclass
 class ProjectorConfig:
     """The projector fields of the methods built on a bare projector (SimCLR, Barlow Twins, SwAV,
@@ -86,6 +94,7 @@ class ProjectorConfig:
 
     def validate(self) -> None:
         get_head_preset(self.heads)
+        check_sizes(self, "proj_hidden", "proj_dim", "proj_layers")
 
 
 def projector_from(cfg: ProjectorConfig, feat_dim: int) -> tuple[nn.Module, int]:

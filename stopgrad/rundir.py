@@ -24,7 +24,7 @@ import torch
 from stopgrad import checkpoint, failpoints
 from stopgrad.checkpoint import CHECKPOINT
 from stopgrad.config import RunConfig, dump_yaml
-from stopgrad.errors import CheckpointError, RunFolderError, StopgradError
+from stopgrad.errors import CheckpointError, RunFolderError, StopgradError, with_path
 
 __all__ = ["CHECKPOINT", "CheckpointError", "append_metrics", "create_run_dir", "load_checkpoint",
            "read_metrics", "read_summary", "save_checkpoint", "truncate_rows", "write_summary"]
@@ -77,6 +77,7 @@ def create_run_dir(cfg: RunConfig) -> Path:
     """
     path = run_dir_path(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(path)
     staging = path.parent / f".{path.name}.staging-{os.getpid()}"
     try:
         staging.mkdir()
@@ -90,6 +91,20 @@ def create_run_dir(cfg: RunConfig) -> Path:
         raise
     checkpoint.fsync_dir(path.parent)
     return path
+
+
+def remove_stale_staging(path: Path) -> None:
+    """Remove staging folders of ``path`` left by processes that were killed while creating it."""
+    for stale in path.parent.glob(f".{path.name}.staging-*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)  # still running: not ours to remove
+        except ProcessLookupError:
+            shutil.rmtree(stale, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def write_provenance(run_dir: Path, cfg: RunConfig) -> None:
@@ -113,6 +128,9 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise with_path(e, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -120,14 +138,17 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
     """One JSON object per line in ``metrics.jsonl``, flushed so a crash loses nothing logged."""
-    text = json.dumps(row) + "\n"
-    with open(run_dir / "metrics.jsonl", "a") as f:
-        half = len(text) // 2
-        f.write(text[:half])
-        f.flush()
-        failpoints.hit("metrics.append")  # a kill here leaves half a line, which resume cuts off
-        f.write(text[half:])
-        f.flush()
+    text, path = json.dumps(row) + "\n", run_dir / "metrics.jsonl"
+    try:
+        with open(path, "a") as f:
+            half = len(text) // 2
+            f.write(text[:half])
+            f.flush()
+            failpoints.hit("metrics.append")  # a kill here leaves half a line, which resume cuts off
+            f.write(text[half:])
+            f.flush()
+    except OSError as e:
+        raise with_path(e, path)
 
 
 def read_metrics(run_dir: Path, name: str = "metrics.jsonl") -> list[dict[str, Any]]:
@@ -162,8 +183,9 @@ def log_sizes(run_dir: Path) -> dict[str, int]:
 def truncate_rows(run_dir: Path, sizes: dict[str, int] | None, last_step: int) -> None:
     """Cut the logs back to what the checkpoint had seen, before resuming from it.
 
-    ``sizes`` (from the checkpoint) gives each file's byte length at save time; a checkpoint
-    written by an older stopgrad has none, and rows after ``last_step`` are dropped instead.
+    ``sizes`` (from the checkpoint) gives each file's byte length at save time (all 0 for a run
+    that starts over); a checkpoint written by an older stopgrad has none (None), and rows after
+    ``last_step`` are dropped instead.
     """
     for name in LOGS:
         path = run_dir / name
@@ -175,8 +197,10 @@ def truncate_rows(run_dir: Path, sizes: dict[str, int] | None, last_step: int) -
                 with open(path, "r+b") as f:
                     f.truncate(size)
                     os.fsync(f.fileno())
-        elif name == "metrics.jsonl":
-            rows = [r for r in read_metrics(run_dir) if r.get("step", 0) <= last_step]
+        else:  # metric rows carry the step count after the step (1-based), spectra the step's index
+            keep = (lambda r: r.get("step", 0) <= last_step) if name == "metrics.jsonl" else \
+                (lambda r: r.get("step", 0) < last_step)
+            rows = [r for r in read_metrics(run_dir, name) if keep(r)]
             atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
@@ -206,6 +230,9 @@ def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
             os.fsync(f.fileno())
         failpoints.hit("summary.write")
         os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise with_path(e, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -98,6 +98,25 @@ def build_model(cfg: RunConfig, in_channels: int) -> Method:
         raise ConfigError(f"method.name={cfg.method_name!r}: {e}") from e
 
 
+@torch.no_grad()
+def check_backbone_takes(backbone: nn.Module, views: list[torch.Tensor], cfg: RunConfig) -> None:
+    """One forward of each view size through the backbone (eval mode, CPU, two images), so a size
+    the backbone cannot take (an ``mlp`` with multi-crop, a tiny image through the ImageNet stem) is
+    a config error before the run folder exists."""
+    was_training = backbone.training
+    backbone.eval()
+    try:
+        for size in sorted({tuple(v.shape[-2:]) for v in views}):
+            x = next(v for v in views if tuple(v.shape[-2:]) == size)
+            backbone(x.float())
+    except (ValueError, RuntimeError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(f"model.backbone={cfg.model.backbone!r} cannot take the {size[0]}x{size[1]} views of "
+                          f"data.views={cfg.data.views!r} (local_views={cfg.data.local_views}): {first}") from e
+    finally:
+        backbone.train(was_training)
+
+
 def load_splits(cfg: RunConfig) -> tuple[ImageDataset, ImageDataset | None]:
     """The pre-training split (STL-10: train+unlabeled) and the labelled test split."""
     d = cfg.data
@@ -138,12 +157,14 @@ def setup(cfg: RunConfig, run_dir: Path | None = None) -> Run:
     views = build_views(cfg.data.views, n_views=cfg.data.n_views, local_views=cfg.data.local_views,
                         local_overrides=cfg.data.local_overrides, **cfg.data.view_overrides)
     try:  # a dry run on two images: a colour preset on grayscale data fails here, not at step 0
-        views(train_set.images[:2], generator=torch.Generator().manual_seed(0))
+        sample = views(train_set.images[:2], generator=torch.Generator().manual_seed(0))
     except (ValueError, TypeError, RuntimeError) as e:
         raise ConfigError(f"data.views={cfg.data.views!r} does not fit {cfg.data.dataset}'s images "
                           f"{tuple(train_set.images.shape[1:])}: {e}") from e
     # model
-    method = build_model(cfg, in_channels=train_set.images.shape[1]).to(device)
+    method = build_model(cfg, in_channels=train_set.images.shape[1])
+    check_backbone_takes(method.backbone, sample, cfg)
+    method = method.to(device)
     if cfg.train.channels_last:
         method = method.to(memory_format=torch.channels_last)
     model: nn.Module = method
@@ -347,7 +368,8 @@ def resume(run_dir: str | Path) -> dict[str, Any]:
     if state is not None:
         restore(run, state, path)
     if dist.is_main():
-        rundir.truncate_rows(run_dir, state.get("logs") if state else {}, run.step)
+        sizes = state.get("logs") if state else {name: 0 for name in rundir.LOGS}
+        rundir.truncate_rows(run_dir, sizes, run.step)
     if run.step >= run.total_steps and (run_dir / "summary.json").exists() and \
             "knn_top1" in rundir.read_summary(run_dir):
         return {**rundir.read_summary(run_dir), "already_finished": True}

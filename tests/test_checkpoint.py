@@ -133,16 +133,15 @@ def test_full_disk_during_save_keeps_the_checkpoints_already_there(tmp_path, mon
     checkpoint.save(tmp_path, state(5))
     checkpoint.save(tmp_path, state(10))
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    real_save = torch.save
 
-    def full_disk(obj, f, *args, **kwargs):
-        real_save(obj, f, *args, **kwargs)
-        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / PENDING))
+    def full_disk(name):
+        if name == "checkpoint.write":  # half the bytes are written, then write() fails
+            raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(torch, "save", full_disk)
+    monkeypatch.setattr(checkpoint.failpoints, "hit", full_disk)
     with pytest.raises(OSError) as info:
         checkpoint.save(tmp_path, state(15))
-    assert info.value.errno == errno.ENOSPC
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path / PENDING)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temp file, nothing changed
     assert checkpoint.load_latest(tmp_path).state["step"] == 10
 

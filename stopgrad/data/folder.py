@@ -154,8 +154,10 @@ def load_image_folder(split: str, options: LoadOptions, workers: int | None = No
     size = image_size or DEFAULT_IMAGE_SIZE
     images = torch.empty((len(files), 3, size, size), dtype=torch.uint8)
     workers = workers or min(8, os.cpu_count() or 1)
-    with ThreadPoolExecutor(workers) as pool:
-        decoded = pool.map(decode_image, files, [size] * len(files))
-        for i, array in enumerate(tqdm(decoded, total=len(files), desc=f"decode {split_dir}")):
+    # the bar shows on a terminal only, and is cleared when done or when an image fails
+    with ThreadPoolExecutor(workers) as pool, tqdm(total=len(files), desc=f"decode {split_dir}", leave=False,
+                                                   disable=None) as bar:
+        for i, array in enumerate(pool.map(decode_image, files, [size] * len(files))):
             images[i] = torch.from_numpy(array).permute(2, 0, 1)  # (3, S, S)
+            bar.update(1)
     return ImageDataset(images, torch.tensor(labels, dtype=torch.int64), classes, "image-folder", split)

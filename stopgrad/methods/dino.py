@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stopgrad import distributed as dist
-from stopgrad.heads import get_head_preset, mlp
+from stopgrad.heads import check_sizes, get_head_preset, mlp
 from stopgrad.losses import dino_loss
 from stopgrad.methods.base import Method, StepOutput, cosine_momentum, make_target, register
 
@@ -66,6 +66,9 @@ class DINO(Method):
 
         def validate(self) -> None:
             get_head_preset(self.heads)
+            check_sizes(self, "proj_hidden", "bottleneck", "out_dim")
+            if self.teacher_temp_warmup_steps < 0:
+                raise ValueError(f"method.teacher_temp_warmup_steps={self.teacher_temp_warmup_steps}: must be >= 0")
             for k in ("student_temp", "teacher_temp", "teacher_temp_start"):
                 if getattr(self, k) <= 0:
                     raise ValueError(f"method.{k}={getattr(self, k)}: must be > 0")

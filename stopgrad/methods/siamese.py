@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from stopgrad.heads import get_head_preset, mlp
+from stopgrad.heads import check_sizes, get_head_preset, mlp
 from stopgrad.losses import LOSSES
 from stopgrad.methods.base import Method, StepOutput, cosine_momentum, make_target
 from stopgrad.predictors import (COPY_NORMS, ClosedFormPredictor, CorrelationTracker, FixedDiagonalPredictor,
@@ -69,6 +69,7 @@ class SiameseConfig:
 
     def validate(self) -> None:
         get_head_preset(self.heads)
+        check_sizes(self, "proj_hidden", "proj_dim", "proj_layers", "pred_hidden")
         if self.loss not in LOSSES:
             raise ValueError(f"loss={self.loss!r}: expected one of {list(LOSSES)}")
         if not all(0.0 <= m <= 1.0 for m in self.ema):

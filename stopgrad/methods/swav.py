@@ -48,8 +48,9 @@ class SwAV(Method):
                     raise ValueError(f"method.{k}={getattr(self, k)}: must be >= 1")
             if self.temperature <= 0 or self.sinkhorn_eps <= 0:
                 raise ValueError("method.temperature and method.sinkhorn_eps must be > 0")
-            if self.queue_length < 0:
-                raise ValueError(f"method.queue_length={self.queue_length}: must be >= 0")
+            for k in ("queue_length", "queue_start_step", "freeze_prototypes_steps"):
+                if getattr(self, k) < 0:
+                    raise ValueError(f"method.{k}={getattr(self, k)}: must be >= 0")
 
     def __init__(self, backbone: nn.Module, feat_dim: int, cfg: "SwAV.Config") -> None:
         super().__init__(backbone, feat_dim, cfg)
