@@ -34,8 +34,8 @@ from typing import Any
 
 import torch
 
-from stopgrad import failpoints
-from stopgrad.errors import CheckpointError, UnsafeFileError, with_path
+from stopgrad import atomic, failpoints
+from stopgrad.errors import CheckpointError, UnsafeFileError
 
 CHECKPOINT = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
@@ -76,19 +76,6 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "w") as f:
-            f.write(json.dumps(obj, indent=1))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def read_sums(run_dir: Path) -> list[dict[str, Any]] | None:
     """The recorded checksums, newest first; None when the folder has no (readable) sums file."""
     path = Path(run_dir) / SUMS
@@ -112,7 +99,7 @@ def save(run_dir: Path, state: dict[str, Any]) -> Path:
     torch.save(state, buffer)  # in memory first: a full disk is then a plain OSError from write()
     data = buffer.getbuffer()
     digest = hashlib.sha256(data).hexdigest()
-    try:
+    with atomic.removing_on_error(pending, pending):
         with open(pending, "wb") as f:
             half = len(data) // 2
             f.write(data[:half])
@@ -122,19 +109,13 @@ def save(run_dir: Path, state: dict[str, Any]) -> Path:
             os.fsync(f.fileno())
         sums = read_sums(run_dir) or []
         entry = {"sha256": digest, "step": int(state["step"]), "bytes": len(data)}
-        write_json_atomic(run_dir / SUMS, {"format": 1, "files": [entry, *sums][:_KEEP]})
+        atomic.write_text(run_dir / SUMS, json.dumps({"format": 1, "files": [entry, *sums][:_KEEP]}, indent=1))
         failpoints.hit("checkpoint.recorded")
         if latest.exists() and _verifies(latest, sums):
             os.replace(latest, previous)  # the old latest becomes the fallback
         failpoints.hit("checkpoint.rotated")
         os.replace(pending, latest)
         fsync_dir(run_dir)
-    except OSError as e:
-        pending.unlink(missing_ok=True)
-        raise with_path(e, pending)
-    except BaseException:
-        pending.unlink(missing_ok=True)
-        raise
     return latest
 
 

@@ -19,6 +19,10 @@ class StopgradError(Exception):
     """Base of every error a user can cause; the message names the bad value and the fix."""
 
 
+class ConfigError(StopgradError, ValueError):
+    """A configuration key or value is invalid; the message names it and the fix."""
+
+
 class CheckpointError(StopgradError, RuntimeError):
     """A checkpoint is missing, damaged, unsafe or does not belong to this run."""
 

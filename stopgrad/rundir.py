@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from stopgrad import checkpoint, failpoints
+from stopgrad import atomic, checkpoint, failpoints
 from stopgrad.checkpoint import CHECKPOINT
 from stopgrad.config import RunConfig, dump_yaml
 from stopgrad.errors import CheckpointError, RunFolderError, StopgradError, with_path
@@ -120,20 +120,7 @@ def write_provenance(run_dir: Path, cfg: RunConfig) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write through ``<path>.tmp``, fsync and rename: readers see the old file or the new one."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise with_path(e, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic.write_text(path, text)
 
 
 def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
@@ -222,20 +209,7 @@ def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
     path = Path(run_dir) / "summary.json"
     old = read_summary(run_dir)
     old.update(summary)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "w") as f:
-            f.write(json.dumps(old, indent=2))
-            f.flush()
-            os.fsync(f.fileno())
-        failpoints.hit("summary.write")
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise with_path(e, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic.write_text(path, json.dumps(old, indent=2), failpoint="summary.write")
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
