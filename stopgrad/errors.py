@@ -60,11 +60,12 @@ def describe_os_error(error: OSError) -> str:
     if error.errno == errno.ENOSPC or error.errno == errno.EDQUOT:
         return (f"disk full while writing{where}: free space, or set train.out_dir to a folder on another "
                 "disk")
+    fix = ("choose a writable folder (train.out_dir for a new run, --out for eval), or copy the run folder "
+           "to one and resume it there")
     if error.errno == errno.EROFS:
-        return f"cannot write{where}: read-only file system; choose a writable folder (train.out_dir, --out)"
+        return f"cannot write{where}: read-only file system; {fix}"
     if error.errno in _PERMISSION:
-        return (f"cannot write{where}: permission denied; choose a writable folder (train.out_dir, --out) or "
-                "fix its permissions")
+        return f"cannot write{where}: permission denied; {fix}, or fix the folder's permissions"
     if error.errno == errno.ENOENT:
         return f"no such file or folder:{where or ' (unnamed)'}"
     text = error.strerror or str(error) or type(error).__name__

@@ -80,7 +80,10 @@ def create_run_dir(cfg: RunConfig) -> Path:
     remove_stale_staging(path)
     staging = path.parent / f".{path.name}.staging-{os.getpid()}"
     try:
-        staging.mkdir()
+        try:
+            staging.mkdir()
+        except OSError as e:  # name the folder the user chose, not the hidden staging one
+            raise OSError(e.errno, e.strerror, str(path.parent)) from e
         write_provenance(staging, cfg)
         failpoints.hit("rundir.staged")
         if path.is_dir() and not any(path.iterdir()):

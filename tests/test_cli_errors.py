@@ -62,6 +62,7 @@ def one_error_line(code: int, err: str, *expected: str) -> str:
     assert lines[0].startswith("stopgrad: error: ") and "internal error" not in lines[0], lines[0]
     for text in expected:
         assert text in lines[0], (text, lines[0])
+    print(f"ERROR-LINE {lines[0]}")  # shown with -s: the suite's record of what each bad input gives
     return lines[0]
 
 
@@ -415,4 +416,42 @@ def test_real_full_disk_and_read_only_mount(capsys, tmp_path, small_tmpfs):
     code, _, err = run_cli(capsys, "eval", "knn", str(disk / "r"))
     one_error_line(code, err, "summary.json", "--out")
     code, _, err = run_cli(capsys, "train", "data.dataset=synthetic", *TINY, f"train.out_dir={disk}")
-    one_error_line(code, err, "read-only file system")
+    one_error_line(code, err, f"cannot write {disk}: read-only file system")
+
+
+# ------------------------------------------------------------------- Ctrl-C, --debug, internal errors
+def test_ctrl_c_writes_a_checkpoint_and_says_where(capsys, tmp_path, monkeypatch):
+    import stopgrad.train as train_mod
+
+    real = train_mod.train_step
+
+    def interrupt_at_3(run, step, images):
+        if step == 3:
+            raise KeyboardInterrupt
+        return real(run, step, images)
+
+    monkeypatch.setattr(train_mod, "train_step", interrupt_at_3)
+    code, _, err = run_cli(capsys, "train", "data.dataset=synthetic", *TINY, "train.steps=6",
+                           f"train.out_dir={tmp_path}", "train.name=r")
+    assert code == 130 and "Traceback" not in err
+    assert f"interrupted at step 3; a checkpoint of that step was written to {tmp_path / 'r'}" in err
+    assert f"stopgrad resume {tmp_path / 'r'}" in err
+    assert torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)["step"] == 3
+
+
+def test_debug_shows_the_traceback_and_a_bug_is_one_line_without_it(capsys, tmp_path, monkeypatch):
+    import stopgrad.train as train_mod
+
+    def broken(*args, **kwargs):
+        raise TypeError("something inside stopgrad went wrong")
+
+    monkeypatch.setattr(train_mod, "fit", broken)
+    args = ["train", "data.dataset=synthetic", *TINY, f"train.out_dir={tmp_path}"]
+    code, _, err = run_cli(capsys, *args)
+    assert code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "internal error (TypeError: something inside stopgrad went wrong)" in err and "--debug" in err
+    code, _, err = run_cli(capsys, "--debug", *args)
+    assert code == 1 and "Traceback" in err and "def broken" not in err and "raise TypeError" in err
+    monkeypatch.setenv("STOPGRAD_DEBUG", "1")
+    code, _, err = run_cli(capsys, "train", "data.dataset=synthetic", "optim.lr=nan")
+    assert code == 2 and "Traceback" in err and err.strip().endswith("must be a finite number")
