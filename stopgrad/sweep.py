@@ -65,8 +65,9 @@ class Cell:
             return False
 
     def command(self, threads: int) -> list[str]:
-        """``python -m stopgrad train ...`` for a fresh cell, ``... resume DIR`` for a killed one."""
-        if (self.run_dir / CHECKPOINT).exists():
+        """``python -m stopgrad train ...`` for a fresh cell, ``... resume DIR`` for a killed one (a
+        cell killed before its first checkpoint has its config.yaml and starts over under resume)."""
+        if (self.run_dir / CHECKPOINT).exists() or (self.run_dir / "config.yaml").exists():
             return [sys.executable, "-m", "stopgrad", "resume", str(self.run_dir)]
         return [sys.executable, "-m", "stopgrad", "train", self.variant.preset, *self.variant.overrides,
                 *self.extra, f"train.seed={self.seed}", f"train.out_dir={self.run_dir.parent}",
