@@ -62,25 +62,33 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not writable(out.parent if args.out else run_dir):  # say so now, not after a minute of work
         raise StopgradError(f"cannot write {out}: the folder is read-only or not writable; pass --out FILE "
                             "to write the result elsewhere")
-    run = load_run(run_dir, random_init=args.random_init)
-    prefix = "random_init_" if args.random_init else ""
+    run = load_run(run_dir, random_init=args.random_init or args.pixels)
+    source = "pixels" if args.pixels else "backbone"
+    prefix = "pixels_" if args.pixels else "random_init_" if args.random_init else ""
     if args.kind == "knn":
-        value = evaluate_knn(run)
-        key = f"{prefix}knn_top1"
+        value = evaluate_knn(run, source=source)
+        result = {f"{prefix}knn_top1": value}
     else:
         if args.epochs:
-            run.cfg.eval.linear_epochs = args.epochs
-        value = evaluate_linear(run)
-        key = f"{prefix}linear_top1"
+            run.cfg.eval.linear_protocol, run.cfg.eval.linear_epochs = "sgd", args.epochs
+        probe = evaluate_linear(run, source=source)
+        value = probe["linear_top1"] if probe else None
+        result = {f"{prefix}linear_top1": value, f"{prefix}linear": probe["linear"] if probe else None}
     if value is None:
         raise StopgradError(f"{run.cfg.data.dataset} has no labelled test split here; nothing to evaluate")
+    key = next(iter(result))
     print(f"{key} = {value:.4f}")  # printed first: a failed write below never loses it
+    if args.kind == "linear":
+        chosen = result[f"{prefix}linear"]
+        if "l2" in chosen:
+            print(f"  L2 penalty {chosen['l2']:g} chosen on {chosen['val_images']} held-out training images "
+                  f"(validation top-1 by penalty: {chosen['val_top1']})")
     if args.out:
         doc = json.loads(out.read_text()) if out.exists() else {}
-        doc.update({key: value, "run_dir": str(run_dir)})
+        doc.update({**result, "run_dir": str(run_dir)})
         rundir.atomic_write_text(out, json.dumps(doc, indent=2))
     else:
-        rundir.write_summary(run_dir, {key: value})
+        rundir.write_summary(run_dir, result)
     print(f"written to {out}")
     return 0
 
@@ -191,8 +199,10 @@ def parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate a run's frozen backbone: knn or linear")
     e.add_argument("kind", choices=["knn", "linear"])
     e.add_argument("run_dir")
-    e.add_argument("--epochs", type=int, default=None, help="linear-probe epochs (default: the run's eval.linear_epochs)")
+    e.add_argument("--epochs", type=int, default=None,
+                   help="use the fixed-epoch SGD probe with this many epochs instead of the validated L-BFGS protocol")
     e.add_argument("--random-init", action="store_true", help="evaluate the randomly initialised backbone instead")
+    e.add_argument("--pixels", action="store_true", help="evaluate the raw pixels instead (the baseline)")
     e.add_argument("--out", default=None, help="JSON file for the result (default: the run's summary.json)")
     e.set_defaults(func=cmd_eval)
     pl = sub.add_parser("plot", help="draw loss, kNN and diagnostics of one or more runs (PNGs)")

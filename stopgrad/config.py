@@ -43,6 +43,7 @@ class DataConfig:
     n_views: int = 2
     image_size: int | None = None  # only for image-folder datasets (decoded size)
     batch_size: int = 256  # global batch size (split across processes under torchrun)
+    holdout: int = 0  # > 0: train on all but the last N training images and evaluate on those N (recipe choice)
     view_overrides: dict[str, Any] = field(default_factory=dict)  # ViewConfig fields for every view
     local_views: int = 0  # multi-crop (SwAV Sec. 3.2): extra small crops after the n_views global ones
     local_overrides: dict[str, Any] = field(default_factory=dict)  # ViewConfig fields of the local crops
@@ -114,10 +115,13 @@ class EvalConfig:
     knn_every: float = 1.0  # epochs between online kNN evaluations; 0 = only at the end
     knn_train_limit: int | None = None  # use at most this many train images for online kNN
     linear: bool = False  # run the linear probe at the end of training
-    linear_epochs: int = 100
-    linear_lr: float = 0.1
-    linear_batch_size: int = 512
-    linear_weight_decay: float = 0.0
+    linear_protocol: str = "val-lbfgs"  # val-lbfgs (L2 chosen on held-out train; stopgrad.probe) | sgd (fixed epochs)
+    linear_l2_grid: tuple[float, ...] = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5)  # val-lbfgs: the penalties tried
+    linear_val_fraction: float = 1 / 6  # val-lbfgs: the last fraction of the labelled train split held out
+    linear_epochs: int = 100  # sgd only
+    linear_lr: float = 0.1  # sgd only
+    linear_batch_size: int = 512  # sgd only
+    linear_weight_decay: float = 0.0  # sgd only
     batch_size: int = 1024  # feature-extraction batch
 
 
@@ -294,6 +298,7 @@ def resolve(preset: str | None = None, overrides: list[str] | None = None,
         merge(raw, load_preset(preset))
     if base:
         merge(raw, base)
+    _drop_other_methods_keys(raw, overrides or [])
     for text in overrides or []:
         keys, value = parse_override(text)
         if not all(keys):
@@ -306,6 +311,22 @@ def resolve(preset: str | None = None, overrides: list[str] | None = None,
                 raise ConfigError(f"override {text!r}: {k!r} is not a section")
         node[keys[-1]] = value
     return from_dict(raw, preset=preset)
+
+
+def _drop_other_methods_keys(raw: dict[str, Any], overrides: list[str]) -> None:
+    """When an override switches ``method.name`` away from the preset's, the preset's method keys
+    that the new method does not have are dropped (``stopgrad train method.name=supervised`` on a
+    SimSiam preset); the user's own ``method.*`` overrides are always checked."""
+    from stopgrad.methods import METHODS
+
+    names = [parse_override(t)[1] for t in overrides if t.split("=", 1)[0].strip() == "method.name"]
+    section = raw.get("method")
+    if not names or not isinstance(section, dict) or names[-1] == section.get("name"):
+        return
+    if not isinstance(names[-1], str) or names[-1] not in METHODS:
+        return  # from_dict reports the unknown name
+    known = {f.name for f in fields(METHODS[names[-1]].Config)}
+    raw["method"] = {k: v for k, v in section.items() if k == "name" or k in known}
 
 
 def from_dict(raw: dict[str, Any], preset: str | None = None) -> RunConfig:

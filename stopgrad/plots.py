@@ -1,7 +1,7 @@
 """Figures of one or several run folders: loss, kNN top-1, collapse diagnostics, eigenspectra.
 
-Reads ``metrics.jsonl`` (rows with ``step`` and any of ``loss``, ``knn_top1``, ``diag/...``,
-``alarm``), the optional ``spectra.jsonl`` (rows ``{"step": int, "spectrum": [float, ...]}``),
+Reads ``metrics.jsonl`` (rows with ``step`` and any of ``loss``, ``knn_online_top1`` (online, on a
+training subset), ``knn_top1`` with ``final`` (on the full training set), ``diag/...``, ``alarm``), the optional ``spectra.jsonl`` (rows ``{"step": int, "spectrum": [float, ...]}``),
 ``summary.json`` and ``config.yaml``. Figures are drawn with matplotlib's object API on the Agg
 canvas (no pyplot, no global backend switch), so plotting works headless and from threads.
 
@@ -156,6 +156,36 @@ def _line_panel(runs: list[RunData], key: str, title: str, ylabel: str, path: Pa
     return _save(fig, path)
 
 
+def knn_series(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(online rows, final rows): the online kNN on a training subset during training, and the final
+    kNN on the full training set. Rows of older runs (``knn_top1`` without ``final``) are online."""
+    online = [{**r, "knn_online_top1": r.get("knn_online_top1", r.get("knn_top1"))} for r in rows
+              if "knn_online_top1" in r or ("knn_top1" in r and not r.get("final"))]
+    final = [r for r in rows if r.get("final") and "knn_top1" in r]
+    return online, final
+
+
+def _knn_panel(runs: list[RunData], path: Path) -> Path | None:
+    """Online kNN (line, circles) and final kNN (a star) per run: two protocols, never one line."""
+    series = [(run, *knn_series(run.rows)) for run in runs]
+    if not any(on or fin for _, on, fin in series):
+        return None
+    fig, ax = _new_axes("kNN top-1 on the evaluation split", "step", "top-1")
+    for color, (run, online, final) in zip(_colors(len(runs)), series):
+        xs, ys = _series(online, "knn_online_top1")
+        if xs:
+            n = online[-1].get("knn_train_images")
+            ax.plot(xs, ys, color=color, lw=1.4, marker="o", ms=4,
+                    label=f"{run.label} online ({n:,} train images)" if n else f"{run.label} online")
+        xs, ys = _series(final, "knn_top1")
+        if xs:
+            n = final[-1].get("knn_train_images")
+            ax.plot(xs, ys, color=color, ls="none", marker="*", ms=13, markeredgecolor="black",
+                    label=f"{run.label} final ({n:,} train images)" if n else f"{run.label} final (full set)")
+    ax.legend(fontsize=7, loc="best")
+    return _save(fig, path)
+
+
 def _spectrum_figure(run: RunData, path: Path) -> Path | None:
     """Eigenspectra of one run over training, log scale, colour = step."""
     if not run.spectra:
@@ -229,8 +259,7 @@ def plot_runs(run_dirs: list[Path], out_dir: Path | None = None) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path | None] = [
         _line_panel(runs, "loss", "Training loss", "loss", out / "loss.png"),
-        _line_panel(runs, "knn_top1", "kNN top-1 accuracy (test split)", "top-1", out / "knn_top1.png",
-                    marker="o"),
+        _knn_panel(runs, out / "knn_top1.png"),
     ]
     for key in diagnostic_keys(runs):
         title, ylabel = DIAG_LABELS.get(key.rsplit("/", 1)[-1], (key, key))

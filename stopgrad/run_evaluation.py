@@ -6,15 +6,19 @@ precision.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from stopgrad import failpoints
 from stopgrad.evaluate import extract_features, knn_accuracy, linear_probe
+from stopgrad.probe import linear_protocol
 
 if TYPE_CHECKING:
     from stopgrad.train import Run
+
+
+SOURCES = ("backbone", "pixels")
 
 
 def features(run: Run, images: torch.Tensor) -> torch.Tensor:
@@ -22,31 +26,63 @@ def features(run: Run, images: torch.Tensor) -> torch.Tensor:
                             run.cfg.eval.batch_size, run.precision, run.cfg.train.channels_last)
 
 
-def evaluate_knn(run: Run, train_limit: int | None = None, point: str = "final.knn") -> float | None:
+def features_of(run: Run, images: torch.Tensor, source: str = "backbone") -> torch.Tensor:
+    """Backbone features, or the raw pixels scaled to [0, 1] (``source="pixels"``, the baseline)."""
+    if source == "pixels":
+        return images.flatten(1).float() / 255.0
+    if source != "backbone":
+        raise ValueError(f"source={source!r}: expected one of {SOURCES}")
+    return features(run, images)
+
+
+def labelled_train(run: Run) -> tuple[torch.Tensor, torch.Tensor]:
+    labelled = run.train_set.labels >= 0
+    return run.train_set.images[labelled], run.train_set.labels[labelled]
+
+
+def evaluate_knn(run: Run, train_limit: int | None = None, point: str = "final.knn",
+                 source: str = "backbone") -> float | None:
     """Weighted kNN top-1 on the labelled test split (k, T from ``cfg.eval``)."""
     if run.test_set is None:
         return None
-    labelled = run.train_set.labels >= 0
-    images, labels = run.train_set.images[labelled], run.train_set.labels[labelled]
+    images, labels = labelled_train(run)
     if train_limit:
         images, labels = images[:train_limit], labels[:train_limit]
-    train_f, test_f = features(run, images), features(run, run.test_set.images)
+    train_f, test_f = features_of(run, images, source), features_of(run, run.test_set.images, source)
     failpoints.hit(point)
     return knn_accuracy(train_f, labels, test_f, run.test_set.labels, run.cfg.eval.knn_k, run.cfg.eval.knn_t)
 
 
-def evaluate_linear(run: Run) -> float | None:
-    """Linear-probe top-1 on frozen features of the labelled splits."""
+def evaluate_linear(run: Run, source: str = "backbone") -> dict[str, Any] | None:
+    """The linear probe of ``cfg.eval.linear_protocol`` on frozen features of the labelled splits.
+
+    Returns ``{"linear_top1": top-1, "linear": {protocol, chosen values, ...}}`` for ``summary.json``:
+    ``val-lbfgs`` (default) is :func:`stopgrad.probe.linear_protocol`, ``sgd`` the fixed-epoch SGD
+    probe of :func:`stopgrad.evaluate.linear_probe`.
+    """
     if run.test_set is None:
         return None
     from tqdm import tqdm
 
-    labelled = run.train_set.labels >= 0
-    train_f = features(run, run.train_set.images[labelled])
-    test_f = features(run, run.test_set.images)
+    images, labels = labelled_train(run)
+    train_f, test_f = features_of(run, images, source), features_of(run, run.test_set.images, source)
     e = run.cfg.eval
+    if e.linear_protocol == "val-lbfgs":
+        with tqdm(total=len(e.linear_l2_grid) + 1, desc="linear probe (L2 search)", leave=False,
+                  disable=not run.cfg.train.progress) as bar:
+            def step(message: str) -> None:
+                bar.update(1)
+                bar.set_postfix_str(message)
+                failpoints.hit("final.linear")
+
+            res = linear_protocol(train_f, labels, test_f, run.test_set.labels, grid=e.linear_l2_grid,
+                                  val_fraction=e.linear_val_fraction, progress=step)
+        return {"linear_top1": res.top1, "linear": {"features": source, **res.record()}}
     with tqdm(total=e.linear_epochs, desc="linear probe", disable=not run.cfg.train.progress, leave=False) as bar:
-        res = linear_probe(train_f, run.train_set.labels[labelled], test_f, run.test_set.labels, e.linear_epochs,
-                           e.linear_lr, e.linear_batch_size, e.linear_weight_decay, seed=run.cfg.train.seed,
+        sgd = linear_probe(train_f, labels, test_f, run.test_set.labels, e.linear_epochs, e.linear_lr,
+                           e.linear_batch_size, e.linear_weight_decay, seed=run.cfg.train.seed,
                            progress=lambda _: (bar.update(1), failpoints.hit("final.linear")))
-    return res.top1
+    return {"linear_top1": sgd.top1, "linear": {
+        "features": source, "protocol": "SGD on standardised frozen features, fixed epochs, no validation",
+        "epochs": e.linear_epochs, "lr": e.linear_lr, "batch_size": e.linear_batch_size,
+        "weight_decay": e.linear_weight_decay, "train_top1": sgd.train_top1}}

@@ -83,7 +83,7 @@ def seed_all(seed: int, deterministic: bool) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def build_model(cfg: RunConfig, in_channels: int) -> Method:
+def build_model(cfg: RunConfig, in_channels: int, num_classes: int = 10) -> Method:
     """Backbone + method, seeded from ``cfg.train.seed``; a value they refuse is a ConfigError."""
     torch.manual_seed(cfg.train.seed)
     m = cfg.model
@@ -92,8 +92,11 @@ def build_model(cfg: RunConfig, in_channels: int) -> Method:
                                             zero_init_residual=m.zero_init_residual, **m.options)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"model.backbone={m.backbone!r} with model.options={m.options}: {e}") from e
+    cls = get_method(cfg.method_name)
     try:
-        return get_method(cfg.method_name)(backbone, feat_dim, cfg.method)
+        if cls.uses_labels:
+            return cls(backbone, feat_dim, cfg.method, num_classes=num_classes)
+        return cls(backbone, feat_dim, cfg.method)
     except (ValueError, TypeError) as e:
         raise ConfigError(f"method.name={cfg.method_name!r}: {e}") from e
 
@@ -123,11 +126,27 @@ def load_splits(cfg: RunConfig) -> tuple[ImageDataset, ImageDataset | None]:
     train_split = "train+unlabeled" if d.dataset == "stl10" else "train"
     opts = dict(root=d.root, download=d.download, image_size=d.image_size, verify=d.verify, label_set=d.label_set)
     train = load_dataset(d.dataset, train_split, **opts)
+    if d.holdout:
+        return holdout_split(train, d.holdout)
     try:
         test = load_dataset(d.dataset, "test", **opts)
     except FileNotFoundError:
         test = None
     return train, test
+
+
+def holdout_split(train: ImageDataset, n: int) -> tuple[ImageDataset, ImageDataset]:
+    """``data.holdout=n``: the last ``n`` labelled training images become the evaluation split and
+    are never trained on, so recipes are chosen without the test set."""
+    labelled = (train.labels >= 0).nonzero().flatten()
+    if n >= len(labelled) - 1:
+        raise ConfigError(f"data.holdout={n}: the training split has only {len(labelled)} labelled images")
+    held = labelled[-n:]
+    keep = torch.ones(len(train), dtype=torch.bool)
+    keep[held] = False
+    rest = ImageDataset(train.images[keep], train.labels[keep], train.classes, train.name, train.split)
+    val = ImageDataset(train.images[held], train.labels[held], train.classes, train.name, f"{train.split}[-{n}:]")
+    return rest, val
 
 
 def setup(cfg: RunConfig, run_dir: Path | None = None) -> Run:
@@ -162,7 +181,7 @@ def setup(cfg: RunConfig, run_dir: Path | None = None) -> Run:
         raise ConfigError(f"data.views={cfg.data.views!r} does not fit {cfg.data.dataset}'s images "
                           f"{tuple(train_set.images.shape[1:])}: {e}") from e
     # model
-    method = build_model(cfg, in_channels=train_set.images.shape[1])
+    method = build_model(cfg, in_channels=train_set.images.shape[1], num_classes=train_set.num_classes)
     check_backbone_takes(method.backbone, sample, cfg)
     method = method.to(device)
     if cfg.train.channels_last:
@@ -203,7 +222,8 @@ def view_generator(run: Run, step: int) -> torch.Generator:
 
 
 # ------------------------------------------------------------------------------------------ loop
-def train_step(run: Run, step: int, images: torch.Tensor) -> tuple[torch.Tensor, dict[str, Any], Any]:
+def train_step(run: Run, step: int, images: torch.Tensor,
+               labels: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, Any], Any]:
     """Views → forward → backward → optimizer step → EMA → method hook. Returns (loss, logs, output)."""
     cfg, method = run.cfg, run.method
     lr = lr_at(step, run.total_steps, run.warmup_steps, run.peak_lr, cfg.optim.min_lr_ratio)
@@ -213,7 +233,7 @@ def train_step(run: Run, step: int, images: torch.Tensor) -> tuple[torch.Tensor,
         views = [v.contiguous(memory_format=torch.channels_last) for v in views]
     run.monitor.before_forward(step)
     with autocast(run.device, run.precision):
-        out = run.model(views, step)
+        out = run.model(views, step, labels) if run.method.uses_labels else run.model(views, step)
     run.monitor.after_forward()
     failpoints.hit("step.forward")
     loss = out.loss
@@ -268,8 +288,13 @@ def fit(run: Run) -> dict[str, Any]:
             if epoch != perm_epoch:
                 perm, perm_epoch = epoch_permutation(cfg.train.seed, epoch, len(run.train_set)), epoch
             t0 = time.perf_counter()
-            batch = images_all[batch_indices(run, step, perm).to(images_all.device)]
-            loss, logs, out = train_step(run, step, batch.to(run.device, non_blocking=True))
+            idx = batch_indices(run, step, perm)
+            batch = images_all[idx.to(images_all.device)]
+            if run.method.uses_labels:  # the supervised reference only: SSL methods never see a label
+                loss, logs, out = train_step(run, step, batch.to(run.device, non_blocking=True),
+                                             run.train_set.labels[idx].to(run.device))
+            else:
+                loss, logs, out = train_step(run, step, batch.to(run.device, non_blocking=True))
             if run.monitor.due(step):
                 diag = run.monitor.compute(step, out)
                 alarm = run.monitor.check(step, diag, out.logs)
@@ -295,7 +320,8 @@ def fit(run: Run) -> dict[str, Any]:
             if knn_every and run.step % knn_every == 0 and run.step < run.total_steps and main:
                 acc = evaluate_knn(run, cfg.eval.knn_train_limit, point="knn.online")
                 if acc is not None:
-                    row = {"step": run.step, "epoch": run.step / run.steps_per_epoch, "knn_top1": acc,
+                    # the online kNN (a training subset) is its own series, never one line with the final one
+                    row = {"step": run.step, "epoch": run.step / run.steps_per_epoch, "knn_online_top1": acc,
                            "knn_train_images": min(cfg.eval.knn_train_limit or len(run.train_set), len(run.train_set))}
                     run.knn_history.append(row)
                     rundir.append_metrics(run.run_dir, row)
@@ -323,7 +349,8 @@ def finish(run: Run, last_loss: float) -> dict[str, Any]:
     knn = evaluate_knn(run)
     if knn is not None:
         rundir.append_metrics(run.run_dir, {"step": run.step, "epoch": run.step / run.steps_per_epoch,
-                                            "knn_top1": knn, "final": True})
+                                            "knn_top1": knn, "final": True,
+                                            "knn_train_images": int((run.train_set.labels >= 0).sum())})
     summary: dict[str, Any] = {
         "method": cfg.method_name, "dataset": cfg.data.dataset, "preset": cfg.preset,
         "backbone": cfg.model.backbone, "epochs": round(run.step / run.steps_per_epoch, 3), "steps": run.step,
@@ -335,8 +362,9 @@ def finish(run: Run, last_loss: float) -> dict[str, Any]:
         "collapse_alarm": run.monitor.alarmed,
         "run_dir": str(run.run_dir),
     }
+    summary["eval_split"] = run.test_set.split if run.test_set is not None else None
     if cfg.eval.linear:
-        summary["linear_top1"] = evaluate_linear(run)
+        summary.update(evaluate_linear(run) or {"linear_top1": None})
     rundir.write_summary(run.run_dir, summary)
     dist.barrier()
     return rundir.read_summary(run.run_dir)

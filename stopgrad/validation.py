@@ -87,6 +87,11 @@ def check_eval(cfg: RunConfig) -> None:
     at_least(e, "eval", 1, "knn_train_limit", optional=True)
     positive(e, "eval", "knn_t", "linear_lr")
     at_least(e, "eval", 0, "knn_every", "linear_weight_decay")
+    one_of("eval.linear_protocol", e.linear_protocol, ("val-lbfgs", "sgd"))
+    if not 0 < e.linear_val_fraction < 1:
+        raise bad("eval.linear_val_fraction", e.linear_val_fraction, "must lie in (0, 1), e.g. 0.1667")
+    if not e.linear_l2_grid or any(v < 0 for v in e.linear_l2_grid):
+        raise bad("eval.linear_l2_grid", list(e.linear_l2_grid), "must be a non-empty list of penalties >= 0")
 
 
 def check_data(cfg: RunConfig) -> None:
@@ -101,7 +106,7 @@ def check_data(cfg: RunConfig) -> None:
         raise bad("data.label_set", d.label_set, f"only cifar100 has coarse labels; {d.dataset} has one label set "
                   "(use data.label_set=fine)")
     at_least(d, "data", 2, "batch_size", "n_views")
-    at_least(d, "data", 0, "local_views")
+    at_least(d, "data", 0, "local_views", "holdout")
     at_least(d, "data", 8, "image_size", optional=True)
     max_views = cfg_method_max_views(cfg)
     if max_views is not None and d.n_views + d.local_views > max_views:

@@ -5,5 +5,6 @@ from stopgrad.methods import simsiam, byol  # noqa: F401  (registration side eff
 from stopgrad.methods import directpred, directcopy, directset  # noqa: F401
 from stopgrad.methods import simple  # noqa: F401
 from stopgrad.methods import simclr, barlow, swav, dino  # noqa: F401
+from stopgrad.methods import supervised  # noqa: F401
 
 __all__ = ["METHODS", "Method", "StepOutput", "ema_update", "get_method", "register"]

@@ -64,6 +64,7 @@ class Method(nn.Module):
     name: ClassVar[str] = "?"
     description: ClassVar[str] = ""
     max_views: ClassVar[int | None] = None  # most views (global + local) a step takes; None = any
+    uses_labels: ClassVar[bool] = False  # forward(views, step, labels) and __init__(..., num_classes=C)
 
     @dataclass
     class Config:
