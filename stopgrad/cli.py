@@ -105,7 +105,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from stopgrad.report import write_report
 
-    print(write_report([Path(d) for d in args.run_dirs], Path(args.out)))
+    print(write_report([Path(d) for d in args.run_dirs], Path(args.out) if args.out else None))
     return 0
 
 
@@ -122,12 +122,16 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                             "(`stopgrad reproduce list`)")
     out = Path(args.out or f"runs/reproduce/{args.name}{'-quick' if args.quick else ''}")
     doc = run_claim_set(args.name, out, seeds=args.seeds, quick=args.quick)
+    if doc["quick"]:
+        print(doc["note"])
     width = max(len(c["id"]) for c in doc["claims"])
+    verdict_width = max(len(c["verdict"]) for c in doc["claims"])
     for c in doc["claims"]:
         m = c["measured"]
-        print(f"{c['id']:<{width}}  {'HOLDS' if c['holds'] else 'FAILS'}  "
+        print(f"{c['id']:<{width}}  {c['verdict']:<{verdict_width}}  "
               f"{m['mean']:.3g} ± {m['std']:.2g} (n={m['n']})  [{c['criterion']}]")
-    print(f"{doc['holds']}/{doc['total']} claims hold; {doc['runtime_s']:.0f} s; "
+    tag = " (smoke test, not a verdict)" if doc["quick"] else ""
+    print(f"{doc['holds']}/{doc['total']} claims hold{tag}; {doc['runtime_s']:.0f} s; "
           f"{out / 'claims.json'}, {out / 'report.html'}")
     return 0
 
@@ -158,28 +162,33 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def print_summary(summary: dict) -> None:
-    if not summary:
-        return
-    keys = ["method", "dataset", "epochs", "steps", "knn_top1", "linear_top1", "wall_s", "images_per_s"]
-    shown = {k: (round(summary[k], 4) if isinstance(summary[k], float) else summary[k])
-             for k in keys if k in summary}
-    print(json.dumps(shown, indent=2))
-    if summary.get("knn_top1") is not None:
-        print(f"kNN top-1 (k={summary['knn']['k']}, T={summary['knn']['t']}): {summary['knn_top1']:.4f}")
-    print(f"run folder: {summary.get('run_dir')}")
+    from stopgrad.console import summary_table
+
+    if summary:
+        print(summary_table(summary))
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from stopgrad.config_doc import render
+
+    preset, overrides = args.preset, list(args.overrides)
+    if preset and "=" in preset:
+        overrides.insert(0, preset)
+        preset = None
+    print(render(resolve(preset or "default", overrides), show_help=not args.plain), end="")
+    return 0
 
 
 class Parser(argparse.ArgumentParser):
     """argparse, with a hint when someone writes ``--epochs 1`` for ``train.epochs=1``."""
 
+    argv: list[str] = []
+
     def error(self, message: str) -> None:  # type: ignore[override]
-        hint = ""
-        if "unrecognized arguments" in message:
-            flags = [w for w in message.split() if w.startswith("--") and len(w) > 2]
-            if flags:
-                name = flags[0][2:].replace("-", "_")
-                hint = (f"; config values are key=value overrides, e.g. train.{name}=VALUE "
-                        f"(`stopgrad train --help`)")
+        from stopgrad.config import SECTIONS
+        from stopgrad.console import flag_hint
+
+        hint = flag_hint(Parser.argv, SECTIONS) if "unrecognized arguments" in message else ""
         self.print_usage(sys.stderr)
         self.exit(2, f"stopgrad: error: {message}{hint}\n")
 
@@ -189,7 +198,12 @@ def parser() -> argparse.ArgumentParser:
                "with collapse diagnostics and paper reproductions.")
     p.add_argument("--debug", action="store_true", help="show the Python traceback of an error (or STOPGRAD_DEBUG=1)")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
-    t = sub.add_parser("train", help="train a method: stopgrad train [PRESET] [key=value ...]")
+    from stopgrad.config_doc import sections_help
+
+    t = sub.add_parser("train", help="train a method: stopgrad train [PRESET] [key=value ...]",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="config sections (override any key as section.key=value):\n" + sections_help()
+                       + "\n\nEvery key with its type, default and help: stopgrad config [PRESET] [key=value ...]")
     t.add_argument("preset", nargs="?", help="a preset under configs/ (see `stopgrad presets`)")
     t.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.epochs=5")
     t.set_defaults(func=cmd_train)
@@ -207,11 +221,13 @@ def parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_eval)
     pl = sub.add_parser("plot", help="draw loss, kNN and diagnostics of one or more runs (PNGs)")
     pl.add_argument("run_dirs", nargs="+")
-    pl.add_argument("--out", default=None, help="folder for the PNGs (default: RUN_DIR/plots)")
+    pl.add_argument("--out", default=None, help="folder for the PNGs (default: RUN_DIR/plots for one run, "
+                    "<their common folder>/plots-<n>runs-<hash> for several)")
     pl.set_defaults(func=cmd_plot)
     rp = sub.add_parser("report", help="one self-contained HTML page comparing runs")
     rp.add_argument("run_dirs", nargs="+")
-    rp.add_argument("--out", default="report.html")
+    rp.add_argument("--out", default=None, help="the HTML file (default: RUN_DIR/report.html for one run, "
+                    "<their common folder>/report.html for several)")
     rp.set_defaults(func=cmd_report)
     rr = sub.add_parser("reproduce", help="reproduce a paper's claims: stopgrad reproduce list | NAME --out DIR")
     rr.add_argument("name", help="a claim set, or `list`")
@@ -222,6 +238,11 @@ def parser() -> argparse.ArgumentParser:
     tb = sub.add_parser("table", help="mean ± std table of a grid of runs ROOT/<variant>/seed<k>")
     tb.add_argument("root")
     tb.set_defaults(func=cmd_table)
+    c = sub.add_parser("config", help="print the resolved config, each key with its type, default and help")
+    c.add_argument("preset", nargs="?", help="a preset under configs/ (default: default)")
+    c.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.epochs=5")
+    c.add_argument("--plain", action="store_true", help="the YAML alone, without the comments")
+    c.set_defaults(func=cmd_config)
     sub.add_parser("methods", help="list registered methods").set_defaults(func=cmd_methods)
     sub.add_parser("presets", help="list config presets").set_defaults(func=cmd_presets)
     return p
@@ -245,6 +266,7 @@ def out_of_memory(error: BaseException) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    Parser.argv = list(sys.argv[1:] if argv is None else argv)
     args = parser().parse_args(argv)
     debug = args.debug or os.environ.get("STOPGRAD_DEBUG", "") not in ("", "0")
     previous, warnings.showwarning = warnings.showwarning, show_warning

@@ -34,13 +34,13 @@ __all__ = ["CONFIG_DIR", "ConfigError", "DataConfig", "EvalConfig", "ModelConfig
 class DataConfig:
     """Where the images come from and how views are made."""
 
-    dataset: str = "fashion-mnist"
+    dataset: str = "fashion-mnist"  # fashion-mnist | mnist | cifar10 | cifar100 | stl10 | image-folder | synthetic
     root: str | None = None  # searched first; then $STOPGRAD_DATA, ~/.cache/stopgrad, system dirs
-    download: bool = True
+    download: bool = True  # fetch missing files from the official location (md5-verified)
     verify: bool = True  # check archives against the official md5; false accepts a re-pack, with a warning
     label_set: str = "fine"  # CIFAR-100: fine (100 classes) or coarse (20 superclasses)
     views: str = "28-gray"  # augmentation preset from stopgrad.augment.PRESETS
-    n_views: int = 2
+    n_views: int = 2  # global views per image
     image_size: int | None = None  # only for image-folder datasets (decoded size)
     batch_size: int = 256  # global batch size (split across processes under torchrun)
     holdout: int = 0  # > 0: train on all but the last N training images and evaluate on those N (recipe choice)
@@ -53,10 +53,10 @@ class DataConfig:
 class ModelConfig:
     """Backbone choice (see stopgrad.backbones.BACKBONES)."""
 
-    backbone: str = "resnet18"
-    stem: str = "cifar"
-    width: float = 1.0
-    zero_init_residual: bool = False
+    backbone: str = "resnet18"  # resnet18 | resnet50 | resnet9 | convnet | mlp
+    stem: str = "cifar"  # ResNets: cifar (3x3, no max-pool) | imagenet (7x7 + max-pool) | small
+    width: float = 1.0  # channel multiplier
+    zero_init_residual: bool = False  # ResNets: zero the last BN of each block (Goyal et al. 2017)
     options: dict[str, Any] = field(default_factory=dict)  # backbone-specific, e.g. {pool: 3} for convnet
 
 
@@ -70,14 +70,14 @@ class OptimConfig:
     """
 
     name: str = "sgd"  # sgd | lars
-    lr: float = 0.05
+    lr: float = 0.05  # base learning rate, per 256 images when lr_scaling=linear
     lr_scaling: str = "linear"  # linear | none
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    warmup_epochs: float = 0.0
-    min_lr_ratio: float = 0.0
+    momentum: float = 0.9  # SGD / LARS momentum, in [0, 1)
+    weight_decay: float = 5e-4  # L2 on weights (not on biases and norms when exclude_bias_norm)
+    warmup_epochs: float = 0.0  # linear warm-up, then cosine decay
+    min_lr_ratio: float = 0.0  # final lr as a fraction of the peak
     clip_grad: float | None = None  # max global grad norm; None disables
-    lars_eta: float = 0.02
+    lars_eta: float = 0.02  # LARS trust coefficient
     exclude_bias_norm: bool = True  # no weight decay / LARS adaptation on bias and norm params
 
 
@@ -85,33 +85,37 @@ class OptimConfig:
 class TrainConfig:
     """Loop, precision, logging and checkpointing."""
 
-    epochs: float = 10.0
+    epochs: float = 10.0  # training length in epochs (train.steps overrides it)
     steps: int | None = None  # total optimizer steps; overrides epochs when set
-    seed: int = 0
-    deterministic: bool = False
+    seed: int = 0  # seeds the model, the data order of each epoch and the views of each step
+    deterministic: bool = False  # torch deterministic algorithms (slower)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto (bf16 on CPU/CUDA) | bf16 | fp16 | fp32
-    channels_last: bool = True
+    channels_last: bool = True  # NHWC memory format (faster with bf16 on CPU and CUDA)
     num_threads: int | None = None  # torch intra-op threads on CPU; None leaves torch's default
     log_every: int = 20  # steps between metrics.jsonl rows
     ckpt_every: int = 500  # steps between checkpoints (one is always written at the end)
-    out_dir: str = "runs"
-    name: str | None = None  # run folder name; default <preset>-<method>-<timestamp>
-    progress: bool = True
-    stop_on_nan: bool = True
+    out_dir: str = "runs"  # where run folders are created
+    name: str | None = None  # run folder name; default <preset>-<timestamp> (<dataset>-<method>-<timestamp>)
+    progress: bool = True  # progress bar and evaluation messages on the console
+    stop_on_nan: bool = True  # stop with an error naming the step when the loss is NaN or infinite
     diag_every: int = 50  # steps between collapse/dynamics diagnostics (0 disables)
     spectrum_every: int = 500  # steps between saved eigenspectra (spectra.jsonl; 0 disables)
     alarm_patience: int = 3  # consecutive diagnostic checks a collapse condition must hold
     stop_on_collapse: bool = False  # stop the run when an alarm fires, keeping the last good checkpoint
     tensorboard: bool = False  # also log scalars to TensorBoard (needs the tensorboard package)
+    wandb: bool = False  # also log scalars to Weights & Biases (needs the wandb package)
+    wandb_project: str = "stopgrad"  # W&B project
+    wandb_name: str | None = None  # W&B run name; default the run folder's name
+    wandb_mode: str = "online"  # online | offline (writes RUN/wandb for a later `wandb sync`)
 
 
 @dataclass
 class EvalConfig:
     """Frozen-feature evaluation: weighted kNN (Wu et al. 2018) and a linear probe."""
 
-    knn_k: int = 200
-    knn_t: float = 0.1
+    knn_k: int = 200  # neighbours that vote (Wu et al. 2018)
+    knn_t: float = 0.1  # temperature of the exp(sim / T) vote weights
     knn_every: float = 1.0  # epochs between online kNN evaluations; 0 = only at the end
     knn_train_limit: int | None = None  # use at most this many train images for online kNN
     linear: bool = False  # run the linear probe at the end of training

@@ -1,7 +1,8 @@
 """The training loop's view of the diagnostics: every ``train.diag_every`` steps it computes the
 collapse and dynamics metrics of :mod:`stopgrad.diagnostics` on the current batch, logs them under
 ``diag/``, saves eigenspectra to ``spectra.jsonl``, raises alarms, and optionally mirrors scalars
-to TensorBoard. Its cost is timed and reported as a fraction of training time."""
+to TensorBoard and Weights & Biases (:mod:`stopgrad.trackers`). Its cost is timed and reported as a
+fraction of training time."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from stopgrad import diagnostics as D
 from stopgrad.config import TrainConfig
 from stopgrad.errors import StopgradError
 from stopgrad.methods.base import Method, StepOutput
+from stopgrad.trackers import Trackers
 
 
 class CollapseError(StopgradError, RuntimeError):
@@ -31,22 +33,15 @@ class CollapseWarning(UserWarning):
 class Monitor:
     """Diagnostics, alarms and optional TensorBoard mirroring for one run."""
 
-    def __init__(self, run_dir: Path, cfg: TrainConfig, method: Method, enabled: bool = True) -> None:
+    def __init__(self, run_dir: Path, cfg: TrainConfig, method: Method, enabled: bool = True,
+                 config: dict[str, Any] | None = None) -> None:
         self.run_dir, self.cfg, self.method, self.enabled = Path(run_dir), cfg, method, enabled
         self.strikes = 0
         self.alarmed = False
         self.cost_s = 0.0
         self._pre_bn: torch.Tensor | None = None
         self._hook = None
-        self.tb = self._open_tensorboard() if (cfg.tensorboard and enabled) else None
-
-    def _open_tensorboard(self):
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError as e:
-            raise ImportError("train.tensorboard=true needs the tensorboard package: "
-                              "pip install -c constraints.txt 'stopgrad[tensorboard]'") from e
-        return SummaryWriter(str(self.run_dir / "tensorboard"))
+        self.trackers = Trackers(self.run_dir, cfg, config or {}, enabled=enabled)
 
     def due(self, step: int) -> bool:
         return self.enabled and self.cfg.diag_every > 0 and step % self.cfg.diag_every == 0
@@ -112,12 +107,7 @@ class Monitor:
         return round(1.0 / ref**2) if ref else None
 
     def scalars(self, step: int, row: dict[str, Any]) -> None:
-        if self.tb is None:
-            return
-        for k, v in row.items():
-            if isinstance(v, (int, float)) and k != "step":
-                self.tb.add_scalar(k, v, step)
+        self.trackers.scalars(step, row)
 
     def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
+        self.trackers.close()

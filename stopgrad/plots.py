@@ -6,13 +6,14 @@ training subset), ``knn_top1`` with ``final`` (on the full training set), ``diag
 canvas (no pyplot, no global backend switch), so plotting works headless and from threads.
 
 Examples:
-    >>> paths = plot_runs([Path("runs/a"), Path("runs/b")])   # runs/a/plots/compare-a_b/*.png
+    >>> paths = plot_runs([Path("runs/a"), Path("runs/b")])   # runs/plots-2runs-<hash>/*.png
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,10 +56,41 @@ class RunData:
     method: str
     rows: list[dict[str, Any]] = field(default_factory=list)
     spectra: list[dict[str, Any]] = field(default_factory=list)
+    short: str | None = None  # the legend label when set (see short_labels)
 
     @property
     def label(self) -> str:
-        return f"{self.name} ({self.method})"
+        return self.short or f"{self.name} ({self.method})"
+
+
+_STAMP = re.compile(r"-\d{8}-\d{6}(-\d+)?$")
+
+
+def short_labels(names: list[str], limit: int = 28) -> list[str]:
+    """Legend labels that tell runs apart without crowding a plot.
+
+    The timestamp ``-YYYYmmdd-HHMMSS`` is dropped when the names stay distinct without it, then
+    the prefix all of them share; when a label is still longer than ``limit``, the runs are
+    lettered A, B, C ... (the report's table maps letters to folders).
+
+    Examples:
+        >>> short_labels(["fashion-mnist-byol-20261202-010000", "fashion-mnist-simsiam-20261202-010500"])
+        ['byol', 'simsiam']
+    """
+    if len(names) == 1:
+        return [names[0] if len(names[0]) <= limit else names[0][:limit - 1] + "…"]
+    cut = [_STAMP.sub("", n) for n in names]
+    labels = cut if len(set(cut)) == len(cut) else list(names)
+    prefix = os.path.commonprefix(labels)
+    prefix = prefix[: prefix.rfind("-") + 1] if "-" in prefix else ""
+    labels = [n[len(prefix):] or n for n in labels]
+    if max(len(n) for n in labels) > limit or len(set(labels)) < len(labels):
+        return [_letter(i) for i in range(len(names))]
+    return labels
+
+
+def _letter(i: int) -> str:
+    return chr(ord("A") + i) if i < 26 else f"R{i + 1}"
 
 
 # ---------------------------------------------------------------------------------------- read
@@ -147,9 +179,9 @@ def _line_panel(runs: list[RunData], key: str, title: str, ylabel: str, path: Pa
             ax.plot(xs, ys, color=color, lw=1.6, marker=marker, ms=4, label=run.label)
         if refs.get(run.name) and not shared_ref:
             ref = refs[run.name][0]
-            ax.axhline(ref, color=color, ls="--", lw=1.1, alpha=0.8, label=f"1/sqrt(d) = {ref:.3g} ({run.name})")
+            ax.axhline(ref, color=color, ls="--", lw=1.1, alpha=0.8, label=f"1/sqrt(d) = {ref:.3g} ({run.label})")
         for j, s in enumerate(_alarm_steps(run.rows)):
-            ax.axvline(s, color=color, ls=":", lw=1.3, label=f"alarm ({run.name})" if j == 0 else None)
+            ax.axvline(s, color=color, ls=":", lw=1.3, label=f"alarm ({run.label})" if j == 0 else None)
     if any(ys and min(ys) > 0 and max(ys) / min(ys) > 100 for _, _, ys in series) and key == "loss":
         ax.set_yscale("log")
     ax.legend(fontsize=8, loc="best")
@@ -214,14 +246,13 @@ def _slug(text: str) -> str:
 
 
 def default_out_dir(run_dirs: list[Path]) -> Path:
-    """``<first run>/plots``, or ``<first run>/plots/compare-<names>`` for several runs."""
+    """``<run>/plots`` for one run; ``<their common folder>/plots-<n>runs-<hash>`` for several."""
     first = Path(run_dirs[0])
     if len(run_dirs) == 1:
         return first / "plots"
-    names = "_".join(_slug(Path(p).name) for p in run_dirs)
-    if len(names) > 120:
-        names = names[:100] + "-" + hashlib.sha1(names.encode()).hexdigest()[:8]
-    return first / "plots" / f"compare-{names}"
+    names = "\n".join(sorted(str(Path(p).resolve()) for p in run_dirs))
+    common = Path(os.path.commonpath([str(Path(p).resolve()) for p in run_dirs]))
+    return common / f"plots-{len(run_dirs)}runs-{hashlib.sha1(names.encode()).hexdigest()[:6]}"
 
 
 def diagnostic_keys(runs: list[RunData]) -> list[str]:
@@ -236,18 +267,20 @@ def diagnostic_keys(runs: list[RunData]) -> list[str]:
                   key=lambda k: (order.get(k.rsplit("/", 1)[-1], len(order)), k))
 
 
-def plot_runs(run_dirs: list[Path], out_dir: Path | None = None) -> list[Path]:
+def plot_runs(run_dirs: list[Path], out_dir: Path | None = None, labels: list[str] | None = None) -> list[Path]:
     """Draw the figures of one or several runs, overlaid, as PNGs.
 
     Figures: ``loss.png`` (loss vs step), ``knn_top1.png`` (when logged), one
     ``diag-<name>.png`` per ``diag/<name>`` metric (``dim_std`` with its ``1/sqrt(d)``
     reference from ``diag/dim_std_ref``), and ``spectrum-<run>.png`` per run with a
-    ``spectra.jsonl``. Each line is labelled ``<folder name> (<method>)``; rows carrying an
-    ``alarm`` are marked with dotted vertical lines in the run's colour.
+    ``spectra.jsonl``. Each line is labelled with a short label (:func:`short_labels`; one run:
+    ``<folder name> (<method>)``); rows carrying an ``alarm`` are marked with dotted vertical
+    lines in the run's colour.
 
     Args:
         run_dirs: run folders.
         out_dir: where to write; default :func:`default_out_dir`.
+        labels: legend labels, one per run; default :func:`short_labels` of the folder names.
 
     Returns:
         The paths of the PNGs written, in display order.
@@ -255,6 +288,8 @@ def plot_runs(run_dirs: list[Path], out_dir: Path | None = None) -> list[Path]:
     if not run_dirs:
         raise ValueError("plot_runs needs at least one run folder")
     runs = [load_run_data(Path(p)) for p in run_dirs]
+    for run, short in zip(runs, labels if labels is not None else short_labels([r.name for r in runs])):
+        run.short = short if len(runs) > 1 or labels is not None else None
     out = Path(out_dir) if out_dir is not None else default_out_dir([Path(p) for p in run_dirs])
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path | None] = [

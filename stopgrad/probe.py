@@ -128,6 +128,8 @@ def linear_protocol(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.
     best = max(grid, key=lambda v: (scores[f"{v:g}"], v))  # ties: the stronger penalty
     all_x, all_test = standardise(train_f, test_f)
     w, b, k = fit_logistic(all_x, train_y, num_classes, best, max_iter, fits[best])
+    if progress:
+        progress(f"refit on all {n} with l2={best:g}")
     return ProbeResult(top1=top1(all_test, test_y, w, b), train_top1=top1(all_x, train_y, w, b), l2=best,
                        grid=list(grid), val_top1=scores, val_images=n_val, train_images=n, iterations=iters + k,
                        protocol=PROTOCOL.format(grid=[f"{v:g}" for v in grid], val=n_val, n=n, search=search_iter,

@@ -6,6 +6,7 @@ precision.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -35,6 +36,14 @@ def features_of(run: Run, images: torch.Tensor, source: str = "backbone") -> tor
     return features(run, images)
 
 
+def announce(run: Run, text: str) -> None:
+    """One line on the console before a long evaluation (with ``train.progress``), above any bar."""
+    if run.cfg.train.progress:
+        from tqdm import tqdm
+
+        tqdm.write(f"stopgrad: {text}", file=sys.stderr)
+
+
 def labelled_train(run: Run) -> tuple[torch.Tensor, torch.Tensor]:
     labelled = run.train_set.labels >= 0
     return run.train_set.images[labelled], run.train_set.labels[labelled]
@@ -48,6 +57,9 @@ def evaluate_knn(run: Run, train_limit: int | None = None, point: str = "final.k
     images, labels = labelled_train(run)
     if train_limit:
         images, labels = images[:train_limit], labels[:train_limit]
+    kind = "online kNN" if point == "knn.online" else "final kNN"
+    announce(run, f"{kind} ({source} features): a bank of {len(images):,} training images, {len(run.test_set):,} "
+                  f"{run.test_set.split} images to classify, k={run.cfg.eval.knn_k}, T={run.cfg.eval.knn_t}")
     train_f, test_f = features_of(run, images, source), features_of(run, run.test_set.images, source)
     failpoints.hit(point)
     return knn_accuracy(train_f, labels, test_f, run.test_set.labels, run.cfg.eval.knn_k, run.cfg.eval.knn_t)
@@ -65,8 +77,16 @@ def evaluate_linear(run: Run, source: str = "backbone") -> dict[str, Any] | None
     from tqdm import tqdm
 
     images, labels = labelled_train(run)
-    train_f, test_f = features_of(run, images, source), features_of(run, run.test_set.images, source)
     e = run.cfg.eval
+    if e.linear_protocol == "val-lbfgs":
+        held = max(1, round(len(images) * e.linear_val_fraction))
+        announce(run, f"linear probe ({source} features): L2 penalty chosen from {list(e.linear_l2_grid)} on the "
+                      f"last {held:,} of {len(images):,} training images, refit on all, then {len(run.test_set):,} "
+                      f"{run.test_set.split} images (a few minutes on a CPU)")
+    else:
+        announce(run, f"linear probe ({source} features): {e.linear_epochs} SGD epochs on {len(images):,} training "
+                      f"images, then {len(run.test_set):,} {run.test_set.split} images")
+    train_f, test_f = features_of(run, images, source), features_of(run, run.test_set.images, source)
     if e.linear_protocol == "val-lbfgs":
         with tqdm(total=len(e.linear_l2_grid) + 1, desc="linear probe (L2 search)", leave=False,
                   disable=not run.cfg.train.progress) as bar:

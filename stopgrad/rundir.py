@@ -57,15 +57,22 @@ def run_dir_path(cfg: RunConfig) -> Path:
             raise RunFolderError(f"run folder {path} already holds a run; use `stopgrad resume {path}` "
                                  "or choose another train.name")
         return path
-    slug = (cfg.preset or "default").replace("/", "-")
-    # fashion-mnist/byol + byol reads fashion-mnist-byol, not fashion-mnist-byol-byol
-    stem = slug if slug.endswith(cfg.method_name) else f"{slug}-{cfg.method_name}"
+    stem = run_stem(cfg)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path, n = out / f"{stem}-{stamp}", 1
     while path.exists():
         n += 1
         path = out / f"{stem}-{stamp}-{n}"
     return path
+
+
+def run_stem(cfg: RunConfig) -> str:
+    """``<preset>`` (``fashion-mnist-byol``), ``<preset>-<method>`` when an override changed the
+    preset's method, and ``<dataset>-<method>`` without a preset (or with ``default``)."""
+    if not cfg.preset or cfg.preset == "default":
+        return f"{cfg.data.dataset}-{cfg.method_name}"
+    slug = cfg.preset.replace("/", "-").removesuffix(".yaml")
+    return slug if Path(cfg.preset).stem == cfg.method_name else f"{slug}-{cfg.method_name}"
 
 
 def create_run_dir(cfg: RunConfig) -> Path:

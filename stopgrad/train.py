@@ -10,6 +10,7 @@ exactly the batches and views the uninterrupted run would have seen.
 
 from __future__ import annotations
 
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -196,7 +197,7 @@ def setup(cfg: RunConfig, run_dir: Path | None = None) -> Run:
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     if run_dir is None:
         run_dir = rundir.create_run_dir(cfg) if dist.is_main() else Path(cfg.train.out_dir)
-    monitor = Monitor(Path(run_dir), cfg.train, method, enabled=dist.is_main())
+    monitor = Monitor(Path(run_dir), cfg.train, method, enabled=dist.is_main(), config=cfg.to_dict())
     return Run(cfg=cfg, run_dir=Path(run_dir), device=device, precision=precision, train_set=train_set,
                test_set=test_set, views=views, method=method, model=model, optimizer=optimizer, scaler=scaler,
                steps_per_epoch=steps_per_epoch, total_steps=total_steps, peak_lr=peak,
@@ -325,19 +326,27 @@ def fit(run: Run) -> dict[str, Any]:
                            "knn_train_images": min(cfg.eval.knn_train_limit or len(run.train_set), len(run.train_set))}
                     run.knn_history.append(row)
                     rundir.append_metrics(run.run_dir, row)
-                    bar.write(f"step {run.step}: kNN top-1 {acc:.4f}")
+                    bar.write(f"step {run.step}: online kNN top-1 {acc:.4f}", file=sys.stderr)
                 t_window, n_window = time.perf_counter(), 0
             if run.step % cfg.train.ckpt_every == 0 and run.step < run.total_steps:
                 save(run)
     except KeyboardInterrupt:
         bar.close()
+        run.monitor.close()
         save(run)  # a clean stop keeps everything done so far
         raise RunInterrupted(run.run_dir, run.step) from None
+    except BaseException:
+        run.monitor.close()
+        raise
     finally:
         bar.close()  # before any error is printed, so it does not land on the bar's line
-        run.monitor.close()
     save(run)
-    return finish(run, run.last_loss)
+    try:
+        summary = finish(run, run.last_loss)
+        run.monitor.trackers.summary(summary)
+    finally:
+        run.monitor.close()
+    return summary
 
 
 def finish(run: Run, last_loss: float) -> dict[str, Any]:

@@ -75,6 +75,7 @@ def check_train(cfg: RunConfig) -> None:
     at_least(t, "train", 1, "log_every", "ckpt_every", "alarm_patience")
     at_least(t, "train", 1, "num_threads", optional=True)
     at_least(t, "train", 0, "diag_every", "spectrum_every")
+    one_of("train.wandb_mode", t.wandb_mode, ("online", "offline"))
     if not t.out_dir:
         raise bad("train.out_dir", t.out_dir, "must name a folder, e.g. runs")
     if t.name is not None and (not t.name or t.name in (".", "..") or "/" in t.name or t.name.startswith(".")):

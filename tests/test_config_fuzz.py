@@ -73,7 +73,7 @@ def test_overrides_resolve_or_raise_a_config_error(overrides, preset):
 # keys whose values shape a short run; the costs are capped after them (steps, data set, width)
 RUN_KEYS = [k for k in SECTION_KEYS if k not in (
     "data.dataset", "data.root", "data.download", "train.out_dir", "train.steps", "train.epochs", "train.num_threads",
-    "train.progress", "train.tensorboard", "train.name", "eval.linear", "eval.linear_epochs", "eval.knn_every",
+    "train.progress", "train.tensorboard", "train.wandb", "train.name", "eval.linear", "eval.linear_epochs", "eval.knn_every",
     "model.width", "data.image_size", "train.device", "train.ckpt_every")]
 CAPS = ["data.dataset=synthetic", "train.steps=2", "model.width=0.25", "train.progress=false", "eval.knn_every=0",
         "eval.linear=false", "train.num_threads=1", "train.device=cpu", "data.image_size=null"]

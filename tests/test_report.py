@@ -76,7 +76,7 @@ def assert_nontrivial_png(path: Path, min_bytes: int = 5000) -> None:
 def test_plot_runs_writes_panels(runs):
     paths = plot_runs(runs)
     out = default_out_dir(runs)
-    assert out == runs[0] / "plots" / "compare-simsiam-ok_simsiam-nopred"
+    assert out.parent == runs[0].parent and out.name.startswith("plots-2runs-") and len(out.name) < 20
     names = {p.name for p in paths}
     assert {"loss.png", "knn_top1.png", "diag-center_norm.png", "diag-residual_norm.png", "diag-dim_std.png",
             "diag-effective_rank.png", "diag-asymmetry.png", "diag-eigen_alignment.png",
@@ -105,10 +105,10 @@ def test_report_html(report, runs):
     assert text.count("<h1>") == 1
     for run in runs:
         assert f"<h2>{run.name}</h2>" in text
-    assert "<h2>Comparison</h2>" in text
+    assert "<h2>Comparison</h2>" in text and text.index('<table class="compare">') < text.index("<h2>Comparison</h2>")
     assert text.count("data:image/png;base64,") >= 10
     assert "<details>" in text and "Resolved config" in text
-    assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text  # escaped
+    assert "<script>alert(1)" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text  # escaped
     assert "complete collapse" in text  # the alarm is listed
     assert "knn.k" in text  # nested summary keys flattened
     for needle in ('src="http', "src='http", 'href="http', "<link", "@import", "url("):
@@ -150,3 +150,40 @@ def test_report_renders_in_chromium(report, runs, tmp_path):
         assert f"<h2>{run.name}</h2>" in dom.stdout
     assert "<h2>Comparison</h2>" in dom.stdout
     assert dom.stdout.count('src="data:image/png;base64,') >= 10
+    table = dom.stdout.split('<table class="compare">')[1].split("</table>")[0]
+    assert table.split("<tbody>")[1].count("<tr>") == len(runs)  # one row per run, as rendered
+
+
+def test_four_run_report_has_one_row_per_run_next_to_the_runs(runs, tmp_path):
+    import shutil as sh
+
+    root = tmp_path / "grid"
+    four = []
+    for i, (src, method) in enumerate([(runs[0], "simsiam"), (runs[1], "simsiam"), (runs[0], "byol"),
+                                       (runs[1], "byol")]):
+        dst = sh.copytree(src, root / f"fashion-mnist-{method}-20261202-01000{i}")
+        summary = json.loads((dst / "summary.json").read_text())
+        (dst / "summary.json").write_text(json.dumps({**summary, "method": method, "linear_top1": 0.8 + i / 100,
+                                                      "wall_s": 100.0 * (i + 1), "images_per_s": 900.0}))
+        four.append(dst)
+    out = write_report(four)
+    assert out == root / "report.html"
+    text = out.read_text()
+    table = text.split('<table class="compare">')[1].split("</table>")[0]
+    body = table.split("<tbody>")[1]
+    assert body.count("<tr>") == 4 and all(p.name in body for p in four)
+    for header in ("kNN top-1", "linear top-1", "‖s‖", "eff. rank", "alarms", "train wall (s)", "images/s"):
+        assert header in table
+    assert 'data-v="400.0"' in body and "table.compare th" in text  # numeric sort keys and the sorter
+    assert text.count('<details class="run">') == 4  # per-run details folded away
+    assert "<strong>simsiam-20261202-010000</strong>" in body  # labels without the shared prefix
+
+
+def test_short_labels():
+    from stopgrad.plots import short_labels
+
+    assert short_labels(["fashion-mnist-byol-20261202-010000", "fashion-mnist-simsiam-20261202-010500"]) == [
+        "byol", "simsiam"]
+    assert short_labels(["a-1", "a-1-20261202-010000"]) == ["1", "1-20261202-010000"]
+    assert short_labels(["x" * 40, "y" * 40]) == ["A", "B"]
+    assert short_labels(["same", "same"]) == ["A", "B"]

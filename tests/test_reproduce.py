@@ -145,3 +145,21 @@ def test_wen_li_quick_writes_consistent_verdicts(tmp_path):
             assert (tmp_path / f).stat().st_size > 5000
     assert doc["settings"]["primary"]["d"] == wl.QUICK.d
     assert json.loads((tmp_path / "claims.json").read_text())["claims"][0]["id"] == "thm1-one-neuron-per-feature"
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_quick_runs_are_a_smoke_test_in_the_same_words_everywhere(tmp_path, capsys, monkeypatch, quick):
+    from stopgrad.reproduce.base import SMOKE_TEST, verdict_words
+
+    cs = _toy_set(False)
+    monkeypatch.setitem(CLAIM_SETS, cs.name, cs)
+    args = ["reproduce", cs.name, "--out", str(tmp_path)] + (["--quick"] if quick else [])
+    assert main(args) == 0
+    console = capsys.readouterr().out
+    words = verdict_words(False, quick)
+    saved = json.loads((tmp_path / "claims.json").read_text())
+    page = (tmp_path / "report.html").read_text()
+    assert saved["claims"][0]["verdict"] == words and words in console and words in page
+    assert (SMOKE_TEST in console and SMOKE_TEST in page and saved["note"] == SMOKE_TEST) is quick
+    assert saved["mode"] == ("smoke test" if quick else "full")
+    assert ("smoke test" in words) is quick and "FAILS" not in console

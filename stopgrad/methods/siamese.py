@@ -43,12 +43,12 @@ class SiameseConfig:
 
     heads: str = "simsiam-cifar"  # stopgrad.heads.HEAD_PRESETS
     proj_hidden: int | None = None  # overrides of the preset's sizes
-    proj_dim: int | None = None
-    proj_layers: int | None = None
-    pred_hidden: int | None = None
+    proj_dim: int | None = None  # projector output width (None: the preset's)
+    proj_layers: int | None = None  # projector layers (None: the preset's)
+    pred_hidden: int | None = None  # MLP predictor's hidden width (None: the preset's)
     predictor: str = "mlp"  # PREDICTORS: mlp | none | linear | identity | fixed-diagonal | symmetric |
     #                         frozen-identity | directpred | directcopy | directset
-    stop_grad: bool = True
+    stop_grad: bool = True  # stop-gradient on the target branch (false: SimSiam's collapse ablation)
     loss: str = "cosine"  # cosine (SimSiam eq. 1) | mse (BYOL eq. 2)
     pred_lr_mult: float = 1.0
     fixed_pred_lr: bool = False  # keep the predictor's lr constant (SimSiam Sec. 4.2)

@@ -76,6 +76,16 @@ class Verdict:
                 "figures": self.figures, **({"extra": self.extra} if self.extra else {})}
 
 
+SMOKE_TEST = ("SMOKE TEST (--quick): too few seeds and steps for a verdict; this shows the pipeline runs end "
+              "to end, not whether the claims hold. Run without --quick for the verdicts.")
+
+
+def verdict_words(holds: bool, quick: bool) -> str:
+    """The one wording of a verdict, the same on the console, in ``claims.json`` and in the HTML."""
+    words = "holds" if holds else "does not hold"
+    return f"smoke test, not a verdict ({words})" if quick else words
+
+
 def mean_of(values: Sequence[float]) -> float:
     """Mean over seeds (nan for none): :func:`stopgrad.sweep.mean_std`'s first half."""
     return mean_std(values)[0]
@@ -134,12 +144,13 @@ def run_claim_set(name: str, out: Path, seeds: int | None = None, quick: bool = 
     t0 = time.time()
     verdicts, settings = cs.run(out=out, seeds=n, quick=quick, log=log)
     runtime = time.time() - t0
+    claims = [{**v.to_json(), "verdict": verdict_words(bool(v.holds), quick)} for v in verdicts]
     doc = {"claim_set": cs.name, "paper": cs.paper, "description": cs.description, "seeds": n,
-           "quick": quick, "runtime_s": round(runtime, 1), "command": sys.argv, "git": git_revision(),
+           "quick": quick, "mode": "smoke test" if quick else "full", **({"note": SMOKE_TEST} if quick else {}),
+           "runtime_s": round(runtime, 1), "command": sys.argv, "git": git_revision(),
            "torch": torch.__version__, "machine": platform.machine(),
            "created": time.strftime("%Y-%m-%d %H:%M:%S"), "settings": settings,
-           "claims": [v.to_json() for v in verdicts],
-           "holds": sum(v.holds for v in verdicts), "total": len(verdicts)}
+           "claims": claims, "holds": sum(v.holds for v in verdicts), "total": len(verdicts)}
     tmp = out / "claims.json.tmp"
     tmp.write_text(json.dumps(doc, indent=1, default=_jsonable) + "\n")
     tmp.replace(out / "claims.json")

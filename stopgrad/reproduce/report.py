@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from stopgrad.report import CSS, figure_html
+from stopgrad.reproduce.base import SMOKE_TEST, verdict_words
 
 EXTRA_CSS = """
 td.holds { color: #1b6e35; font-weight: 600; } td.fails { color: #a4161a; font-weight: 600; }
+p.smoke { background: #fff4d6; border: 2px solid #d99a00; padding: .7rem 1rem; font-size: 1.05rem; font-weight: 600; }
+body.smoke td.holds, body.smoke td.fails { color: #6b5400; }
 """
 
 
@@ -42,7 +45,7 @@ def write_claims_report(doc: dict[str, Any], out_dir: Path, path: Path) -> Path:
             "<tr>" + "".join(f"<td>{_esc(x)}</td>" for x in (c["id"], c["source"], c["statement"],
                                                               c["paper_value"] or "—", c["measure"]))
             + f"<td class='num'>{_esc(_measured(c))}</td><td>{_esc(c['criterion'])}</td>"
-            + f"<td class='{cls}'>{'holds' if c['holds'] else 'does not hold'}</td>"
+            + f"<td class='{cls}'>{_esc(c.get('verdict') or verdict_words(c['holds'], doc.get('quick', False)))}</td>"
             + f"<td>{_esc(c.get('detail', ''))}</td></tr>")
     figures = []
     seen: set[str] = set()
@@ -55,10 +58,11 @@ def write_claims_report(doc: dict[str, Any], out_dir: Path, path: Path) -> Path:
     title = f"stopgrad reproduce {doc['claim_set']}"
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{_esc(title)}</title>
-<style>{CSS}{EXTRA_CSS}</style></head><body>
+<style>{CSS}{EXTRA_CSS}</style></head><body{' class="smoke"' if doc.get('quick') else ''}>
 <h1>{_esc(title)}</h1>
+{f'<p class="smoke">{_esc(SMOKE_TEST)}</p>' if doc.get('quick') else ''}
 <p class="meta">{_esc(doc['paper'])}<br>{_esc(doc['description'])}<br>
-{doc['holds']} of {doc['total']} claims hold · {doc['seeds']} seeds · {'quick' if doc['quick'] else 'full'} run ·
+{doc['holds']} of {doc['total']} claims hold{' (smoke test, not a verdict)' if doc['quick'] else ''} · {doc['seeds']} seeds · {'smoke test (--quick)' if doc['quick'] else 'full'} run ·
 {doc['runtime_s']:.0f} s · created {_esc(doc['created'])} · git {_esc((doc.get('git') or {}).get('commit'))}
 {'(dirty)' if (doc.get('git') or {}).get('dirty') else ''}</p>
 <h2>Claims</h2>
