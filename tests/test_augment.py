@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stopgrad import augment
+from stopgrad.augment import ops as augment  # the per-batch ops, tested one by one
 from stopgrad.augment import PRESETS, ViewConfig, Views, blur_kernel_size, build_views
 
 # A config with every random op switched off: crop = whole image, no flip, no colour ops.
@@ -328,7 +328,9 @@ def test_cpu_chunking_does_not_change_results(monkeypatch: pytest.MonkeyPatch) -
     views = build_views("96-byol", size=20)
     x = _images(10, 3, 24, 24)
     whole = views(x, torch.Generator().manual_seed(5))
-    monkeypatch.setattr(augment, "_CPU_CHUNK_BYTES", 3 * 4 * 24 * 24 * 3)  # chunks of 3 images
+    import stopgrad.augment.views as views_mod
+
+    monkeypatch.setattr(views_mod, "_CPU_CHUNK_BYTES", 3 * 4 * 24 * 24 * 3)  # chunks of 3 images
     assert views._chunk_size(x) == 3
     chunked = views(x, torch.Generator().manual_seed(5))
     for a, b in zip(whole, chunked):
