@@ -103,6 +103,7 @@ class TrainConfig:
     spectrum_every: int = 500  # steps between saved eigenspectra (spectra.jsonl; 0 disables)
     alarm_patience: int = 3  # consecutive diagnostic checks a collapse condition must hold
     stop_on_collapse: bool = False  # stop the run when an alarm fires, keeping the last good checkpoint
+    sync_bn: bool = True  # under torchrun: every BN normalises with the global batch's statistics
     tensorboard: bool = False  # also log scalars to TensorBoard (needs the tensorboard package)
     wandb: bool = False  # also log scalars to Weights & Biases (needs the wandb package)
     wandb_project: str = "stopgrad"  # W&B project

@@ -62,6 +62,48 @@ def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
     return torch.cat(_GatherWithGrad.apply(x), dim=0)
 
 
+class _AllReduceSumGrad(torch.autograd.Function):
+    """Sum over processes whose backward is the sum of the processes' gradients (every process's
+    loss depends on every process's share of the sum)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        x = x.clone()
+        dist.all_reduce(x)
+        return x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+def all_reduce_sum_grad(x: torch.Tensor) -> torch.Tensor:
+    """Sum of ``x`` over processes, keeping gradients (global BN statistics); identity alone."""
+    if not is_dist() or world_size() == 1:
+        return x
+    return _AllReduceSumGrad.apply(x)
+
+
+def all_gather_cat(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` (B, ...) from every process along dim 0, without gradients; identity alone."""
+    if not is_dist() or world_size() == 1:
+        return x
+    out = [torch.empty_like(x) for _ in range(world_size())]
+    dist.all_gather(out, x.detach().contiguous())
+    return torch.cat(out)
+
+
+def broadcast_object(obj: object, src: int = 0) -> object:
+    """``obj`` of process ``src`` in every process (a run folder's path); identity alone."""
+    if not is_dist():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
 def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
     """Mean of ``x`` over processes (no gradient); identity alone."""
     if not is_dist():

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from stopgrad import distributed as dist
-from stopgrad import failpoints, rundir
+from stopgrad import failpoints, rundir, sync_bn
 from stopgrad.augment import build_views
 from stopgrad.backbones import build_backbone
 from stopgrad.config import ConfigError, RunConfig, load_yaml
@@ -174,6 +174,9 @@ def setup(cfg: RunConfig, run_dir: Path | None = None) -> Run:
                           f"lower it")
     if per_rank_batch < 2:
         raise ConfigError(f"data.batch_size={cfg.data.batch_size} gives < 2 images per process")
+    if cfg.data.batch_size % dist.world_size():
+        raise ConfigError(f"data.batch_size={cfg.data.batch_size} is not divisible by the {dist.world_size()} "
+                          f"processes; use a multiple of {dist.world_size()}")
     views = build_views(cfg.data.views, n_views=cfg.data.n_views, local_views=cfg.data.local_views,
                         local_overrides=cfg.data.local_overrides, **cfg.data.view_overrides)
     try:  # a dry run on two images: a colour preset on grayscale data fails here, not at step 0
@@ -184,6 +187,8 @@ def setup(cfg: RunConfig, run_dir: Path | None = None) -> Run:
     # model
     method = build_model(cfg, in_channels=train_set.images.shape[1], num_classes=train_set.num_classes)
     check_backbone_takes(method.backbone, sample, cfg)
+    if dist.world_size() > 1 and cfg.train.sync_bn:
+        sync_bn.convert(method)  # before the optimizer sees the parameters
     method = method.to(device)
     if cfg.train.channels_last:
         method = method.to(memory_format=torch.channels_last)
@@ -196,7 +201,11 @@ def setup(cfg: RunConfig, run_dir: Path | None = None) -> Run:
     optimizer = build_optimizer(method.param_groups(), cfg.optim, peak)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
     if run_dir is None:
-        run_dir = rundir.create_run_dir(cfg) if dist.is_main() else Path(cfg.train.out_dir)
+        run_dir = Path(dist.broadcast_object(str(rundir.create_run_dir(cfg)) if dist.is_main() else None))
+    if dist.world_size() > 1 and dist.is_main() and cfg.train.progress:
+        print(f"stopgrad: {dist.world_size()} processes: global batch {cfg.data.batch_size} ({per_rank_batch} per "
+              f"process), peak lr {peak:.4g} (optim.lr={cfg.optim.lr:g}, {cfg.optim.lr_scaling} scaling with the global "
+              f"batch), {sync_bn.count(method)} BN layers with global statistics", file=sys.stderr)
     monitor = Monitor(Path(run_dir), cfg.train, method, enabled=dist.is_main(), config=cfg.to_dict())
     return Run(cfg=cfg, run_dir=Path(run_dir), device=device, precision=precision, train_set=train_set,
                test_set=test_set, views=views, method=method, model=model, optimizer=optimizer, scaler=scaler,
@@ -209,16 +218,24 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
 
 
+def rank_rows(run: Run) -> slice:
+    """This process's contiguous share of the global batch (all of it in one process)."""
+    per = run.cfg.data.batch_size // dist.world_size()
+    return slice(dist.rank() * per, (dist.rank() + 1) * per)
+
+
 def batch_indices(run: Run, step: int, perm: torch.Tensor) -> torch.Tensor:
     """This process's share of the global batch at ``step``."""
     i = step % run.steps_per_epoch
     idx = perm[i * run.cfg.data.batch_size:(i + 1) * run.cfg.data.batch_size]
-    return idx[dist.rank()::dist.world_size()]
+    return idx[rank_rows(run)]
 
 
 def view_generator(run: Run, step: int) -> torch.Generator:
+    """One stream per step, the same in every process: each draws the whole global batch's random
+    numbers and uses its rows, so N processes make exactly the views one process would."""
     g = torch.Generator(device=run.device)
-    g.manual_seed((run.cfg.train.seed * 1_000_003 + step) * 16 + dist.rank())
+    g.manual_seed((run.cfg.train.seed * 1_000_003 + step) * 16)
     return g
 
 
@@ -229,7 +246,11 @@ def train_step(run: Run, step: int, images: torch.Tensor,
     cfg, method = run.cfg, run.method
     lr = lr_at(step, run.total_steps, run.warmup_steps, run.peak_lr, cfg.optim.min_lr_ratio)
     set_lr(run.optimizer, lr, run.peak_lr)
-    views = run.views(images, generator=view_generator(run, step))
+    if dist.world_size() > 1:
+        views = run.views(images, generator=view_generator(run, step), rows=rank_rows(run),
+                          total=cfg.data.batch_size)
+    else:
+        views = run.views(images, generator=view_generator(run, step))
     if cfg.train.channels_last:
         views = [v.contiguous(memory_format=torch.channels_last) for v in views]
     run.monitor.before_forward(step)
@@ -367,6 +388,8 @@ def finish(run: Run, last_loss: float) -> dict[str, Any]:
         "knn": {"k": cfg.eval.knn_k, "t": cfg.eval.knn_t}, "wall_s": round(run.elapsed_s, 2),
         "images_per_s": round(run.step * cfg.data.batch_size / max(run.elapsed_s, 1e-9), 1),
         "device": str(run.device), "precision": run.precision, "world_size": dist.world_size(),
+        "per_process_batch": cfg.data.batch_size // dist.world_size(), "peak_lr": run.peak_lr,
+        "sync_bn": bool(dist.world_size() > 1 and cfg.train.sync_bn),
         "diag_s": round(run.monitor.cost_s, 3), "diag_fraction": round(run.monitor.cost_s / max(run.elapsed_s, 1e-9), 4),
         "collapse_alarm": run.monitor.alarmed,
         "run_dir": str(run.run_dir),

@@ -220,20 +220,29 @@ class Views(nn.Module):
         self.configs: tuple[ViewConfig, ...] = tuple(configs)
 
     @torch.no_grad()
-    def forward(self, images: Tensor, generator: torch.Generator | None = None) -> list[Tensor]:
+    def forward(self, images: Tensor, generator: torch.Generator | None = None, rows: slice | None = None,
+                total: int | None = None) -> list[Tensor]:
         """Augment a batch.
 
         Args:
             images: uint8 (B, C, H, W) on any device (float in [0, 1] is accepted too).
             generator: Optional RNG; the same seed gives identical views. If it lives on another
                 device than the images, the (few) random numbers are drawn there and moved.
+            rows, total: ``images`` are rows ``rows`` of a batch of ``total`` images (one process's
+                share of a global batch under DDP): the random numbers are drawn for all ``total``
+                and these rows used, so every image gets the view it would get in one process.
 
         Returns:
             One float32 (B, C, size, size) normalised tensor per config, on the images' device.
         """
         self._check(images)
         B, C, H, W = images.shape
-        draws = [_uniforms(B, images.device, generator) for _ in self.configs]  # (B, 32) per view
+        if total is None:
+            draws = [_uniforms(B, images.device, generator) for _ in self.configs]  # (B, 32) per view
+        else:
+            draws = [_uniforms(total, images.device, generator)[rows] for _ in self.configs]
+            if draws[0].shape[0] != B:
+                raise ValueError(f"rows {rows} of a batch of {total} select {draws[0].shape[0]} images, got {B}")
         chunk = self._chunk_size(images)
         if chunk >= B:
             x = _to_unit_float(images)

@@ -111,6 +111,12 @@ class Method(nn.Module):
         return None
 
 
+def last_bn(projector: nn.Module) -> nn.Module | None:
+    """The projector's last layer when it is a BatchNorm (plain or :class:`~stopgrad.sync_bn.GlobalBatchNorm`)."""
+    last = projector[-1] if isinstance(projector, nn.Sequential) and len(projector) else None
+    return last if isinstance(last, nn.modules.batchnorm._BatchNorm) else None
+
+
 def make_target(module: nn.Module) -> nn.Module:
     """A frozen copy of ``module`` for an EMA target: no parameter of it ever gets a gradient."""
     target = copy.deepcopy(module)

@@ -24,7 +24,7 @@ from torch import nn
 
 from stopgrad.heads import check_sizes, get_head_preset, mlp
 from stopgrad.losses import LOSSES
-from stopgrad.methods.base import Method, StepOutput, cosine_momentum, make_target
+from stopgrad.methods.base import Method, StepOutput, cosine_momentum, last_bn, make_target
 from stopgrad.predictors import (COPY_NORMS, ClosedFormPredictor, CorrelationTracker, FixedDiagonalPredictor,
                                  LinearHead, LinearPredictor, SymmetricPredictor, directcopy_weight,
                                  directpred_weight, directset_weight)
@@ -226,8 +226,7 @@ class SiameseMethod(Method):
         return groups
 
     def head_bn(self) -> nn.Module | None:
-        last = self.projector[-1]
-        return last if isinstance(last, nn.BatchNorm1d) else None
+        return last_bn(self.projector)
 
     def ema_pairs(self) -> list[tuple[nn.Module, nn.Module]]:
         if self.target_backbone is None:

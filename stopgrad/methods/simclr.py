@@ -12,7 +12,7 @@ from torch import nn
 from stopgrad import distributed as dist
 from stopgrad.heads import ProjectorConfig, projector_from
 from stopgrad.losses import info_nce
-from stopgrad.methods.base import Method, StepOutput, register
+from stopgrad.methods.base import Method, StepOutput, last_bn, register
 
 
 @register("simclr")
@@ -51,5 +51,4 @@ class SimCLR(Method):
         return StepOutput(loss=loss, embeddings=[za.detach(), zb.detach()], features=feats[0].detach())
 
     def head_bn(self) -> nn.Module | None:
-        last = self.projector[-1]
-        return last if isinstance(last, nn.BatchNorm1d) else None
+        return last_bn(self.projector)

@@ -12,7 +12,7 @@ from torch import nn
 from stopgrad.distributed import gather_with_grad
 from stopgrad.heads import ProjectorConfig, projector_from
 from stopgrad.losses import simple_loss
-from stopgrad.methods.base import Method, StepOutput, register
+from stopgrad.methods.base import Method, StepOutput, last_bn, register
 
 
 @register("simple")
@@ -47,5 +47,4 @@ class Simple(Method):
                           embeddings=[za.detach(), zb.detach()], features=feats[0].detach())
 
     def head_bn(self) -> nn.Module | None:
-        last = self.projector[-1]
-        return last if isinstance(last, nn.BatchNorm1d) else None
+        return last_bn(self.projector)

@@ -1,0 +1,77 @@
+"""Two processes with B/2 each give what one process with B gives, for every registered method.
+
+`tests/ddp_worker.py` trains each method for 3 steps in fp32, once alone (batch 16) and once under
+torchrun with 2 gloo processes (8 each): same seed, same data order, the same views (each process
+draws the global batch's random numbers and uses its rows), BN statistics over the global batch
+(`stopgrad/sync_bn.py`), negatives, Sinkhorn sums, centers and correlations over the global batch.
+The per-step loss, the last step's gradients (after DDP's averaging) and the parameters and
+buffers after 3 steps must agree to float tolerance. With `train.sync_bn=false` they do not: the
+last test shows the comparison can fail.
+
+Tolerances: loss 1e-5 relative, gradients 1e-4 relative to their largest entry, parameters and
+buffers 1e-4 absolute. DirectPred gets 1e-3 for gradients and parameters: its predictor is
+``U diag(sqrt(s)) Uᵀ`` of the correlation's eigendecomposition, and the square root of its small
+eigenvalues amplifies the float-rounding differences of the all-reduced correlation.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from stopgrad.methods import METHODS
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKER = ROOT / "tests" / "ddp_worker.py"
+METHOD_NAMES = sorted(METHODS)
+LOOSE = {"directpred": 1e-3}
+
+
+def launch(out: Path, world: int, names: list[str], *extra: str, port: int = 29561) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(WORKER), str(out), ",".join(names), *extra]
+    if world > 1:
+        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={world}", f"--master_port={port}",
+               *cmd[1:]]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-4000:]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ddp")
+    launch(out, 1, METHOD_NAMES)
+    launch(out, 2, METHOD_NAMES)
+    return out
+
+
+def differences(out: Path, name: str, other: Path | None = None) -> dict[str, float]:
+    one = torch.load(out / f"{name}-w1.pt", weights_only=True)
+    two = torch.load((other or out) / f"{name}-w2.pt", weights_only=True)
+    assert two["world"] == 2 and set(one["grads"]) == set(two["grads"]) and one["grads"]
+    loss = max(abs(a - b) / max(abs(a), 1e-8) for a, b in zip(one["losses"], two["losses"]))
+    grad = max(((one["grads"][k] - two["grads"][k]).abs().max() / (one["grads"][k].abs().max() + 1e-12)).item()
+               for k in one["grads"])
+    state = max(((one["state"][k].float() - two["state"][k].float()).abs().max().item()
+                 if one["state"][k].numel() else 0.0) for k in one["state"])
+    return {"loss": loss, "grad": grad, "state": state}
+
+
+@pytest.mark.parametrize("name", METHOD_NAMES)
+def test_two_processes_equal_one(results, name):
+    d = differences(results, name)
+    print(f"{name:12s} max rel. loss diff {d['loss']:.1e}  max rel. grad diff {d['grad']:.1e}  "
+          f"max param/buffer diff {d['state']:.1e}")
+    tol = LOOSE.get(name, 1e-4)
+    assert d["loss"] < 1e-5 and d["grad"] < tol and d["state"] < tol, d
+
+
+def test_without_global_bn_the_runs_differ(results, tmp_path):
+    launch(tmp_path, 2, ["simsiam"], "train.sync_bn=false", port=29562)
+    d = differences(results, "simsiam", other=tmp_path)
+    assert d["grad"] > 0.1 and d["state"] > 1e-3, d  # per-process BN is a different method
