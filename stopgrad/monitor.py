@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from stopgrad import diagnostics as D
+from stopgrad import distributed as dist
 from stopgrad.config import TrainConfig
 from stopgrad.errors import StopgradError
 from stopgrad.methods.base import Method, StepOutput
@@ -44,7 +45,8 @@ class Monitor:
         self.trackers = Trackers(self.run_dir, cfg, config or {}, enabled=enabled)
 
     def due(self, step: int) -> bool:
-        return self.enabled and self.cfg.diag_every > 0 and step % self.cfg.diag_every == 0
+        """The same in every process: under torchrun all of them take part in the gathers below."""
+        return self.cfg.diag_every > 0 and step % self.cfg.diag_every == 0
 
     # ------------------------------------------------------------------ pre-BN capture (Jha Fig. 5)
     def before_forward(self, step: int) -> None:
@@ -64,26 +66,44 @@ class Monitor:
 
     # ------------------------------------------------------------------------------ metrics
     def compute(self, step: int, out: StepOutput) -> dict[str, float]:
-        """All diagnostics of this step, keyed ``diag/<name>``."""
+        """All diagnostics of this step, keyed ``diag/<name>``, of the global batch: under torchrun
+        the embeddings, features and pre-BN outputs are gathered from every process first (every
+        process calls this; only the main one computes, the others get ``{}``)."""
         t0 = time.perf_counter()
+        embeddings = [dist.all_gather_cat(z) for z in out.embeddings]
+        features = dist.all_gather_cat(out.features) if out.features is not None else None
+        pre_bn = dist.all_gather_cat(self._pre_bn) if self._pre_bn is not None else None
+        self._pre_bn = None
+        if not self.enabled:
+            return {}
         metrics: dict[str, float] = {}
-        if out.embeddings:
-            metrics.update(D.embedding_diagnostics(out.embeddings, out.features))
-        if self._pre_bn is not None:
-            metrics["center_norm_pre_bn"] = D.center_norm(self._pre_bn)
-            self._pre_bn = None
+        if embeddings:
+            metrics.update(D.embedding_diagnostics(embeddings, features))
+        if pre_bn is not None:
+            metrics["center_norm_pre_bn"] = D.center_norm(pre_bn)
         mats = self.method.predictor_matrices()
         if mats is not None:
             metrics.update(D.predictor_diagnostics(*mats))
-        if self.cfg.spectrum_every and step % self.cfg.spectrum_every == 0 and out.embeddings:
-            spec = D.spectrum(out.embeddings[0]).tolist()
+        if self.cfg.spectrum_every and step % self.cfg.spectrum_every == 0 and embeddings:
+            spec = D.spectrum(embeddings[0]).tolist()
             with open(self.run_dir / "spectra.jsonl", "a") as f:
                 f.write(json.dumps({"step": step, "spectrum": spec}) + "\n")
         self.cost_s += time.perf_counter() - t0
         return {f"diag/{k}": float(v) for k, v in metrics.items()}
 
     def check(self, step: int, metrics: dict[str, float], logs: dict[str, Any]) -> str | None:
-        """Alarm message when a collapse condition has held ``alarm_patience`` checks in a row."""
+        """Alarm message when a collapse condition has held ``alarm_patience`` checks in a row.
+
+        Every process calls this: the main one decides, and with ``train.stop_on_collapse`` every
+        process stops together (the decision is broadcast)."""
+        text = self._alarm(step, metrics, logs) if self.enabled else None
+        stop = bool(dist.broadcast_object(bool(text and self.cfg.stop_on_collapse)))
+        if stop:
+            raise CollapseError(f"{text or 'collapse alarm (see the main process)'}; stopped "
+                                f"(train.stop_on_collapse) with the last good checkpoint kept in {self.run_dir}")
+        return text
+
+    def _alarm(self, step: int, metrics: dict[str, float], logs: dict[str, Any]) -> str | None:
         message = None
         if out_d := (self.method_dim(metrics)):
             message = D.collapse_alarm(metrics, out_d)
@@ -94,11 +114,8 @@ class Monitor:
             return None
         text = f"collapse alarm at step {step}: {message}"
         if not self.alarmed:
-            warnings.warn(text, CollapseWarning, stacklevel=2)
+            warnings.warn(text, CollapseWarning, stacklevel=3)
             self.alarmed = True
-        if self.cfg.stop_on_collapse:
-            raise CollapseError(f"{text}; stopped (train.stop_on_collapse) with the last good checkpoint kept in "
-                                f"{self.run_dir}")
         return text
 
     @staticmethod

@@ -317,12 +317,13 @@ def fit(run: Run) -> dict[str, Any]:
                                              run.train_set.labels[idx].to(run.device))
             else:
                 loss, logs, out = train_step(run, step, batch.to(run.device, non_blocking=True))
-            if run.monitor.due(step):
+            if run.monitor.due(step):  # every process: the diagnostics are of the global batch
                 diag = run.monitor.compute(step, out)
                 alarm = run.monitor.check(step, diag, out.logs)
-                rundir.append_metrics(run.run_dir, {"step": step + 1, "epoch": (step + 1) / run.steps_per_epoch, **diag,
-                                                    **({"alarm": alarm} if alarm else {})})
-                run.monitor.scalars(step, diag)
+                if main:
+                    rundir.append_metrics(run.run_dir, {"step": step + 1, "epoch": (step + 1) / run.steps_per_epoch,
+                                                        **diag, **({"alarm": alarm} if alarm else {})})
+                    run.monitor.scalars(step, diag)
             run.step += 1
             run.elapsed_s += time.perf_counter() - t0
             n_window += len(batch) * dist.world_size()

@@ -4,8 +4,10 @@
 torchrun with 2 gloo processes (8 each): same seed, same data order, the same views (each process
 draws the global batch's random numbers and uses its rows), BN statistics over the global batch
 (`stopgrad/sync_bn.py`), negatives, Sinkhorn sums, centers and correlations over the global batch.
-The per-step loss, the last step's gradients (after DDP's averaging) and the parameters and
-buffers after 3 steps must agree to float tolerance. With `train.sync_bn=false` they do not: the
+The per-step loss, the collapse diagnostics of every step (center vector, per-dimension std,
+effective ranks, pre-BN center, predictor/correlation alignment: of the gathered global batch), the
+last step's gradients (after DDP's averaging) and the parameters and buffers after 3 steps must
+agree to float tolerance. With `train.sync_bn=false` they do not: the
 last test shows the comparison can fail.
 
 Tolerances: loss 1e-5 relative, gradients 1e-4 relative to their largest entry, parameters and
@@ -59,16 +61,21 @@ def differences(out: Path, name: str, other: Path | None = None) -> dict[str, fl
                for k in one["grads"])
     state = max(((one["state"][k].float() - two["state"][k].float()).abs().max().item()
                  if one["state"][k].numel() else 0.0) for k in one["state"])
-    return {"loss": loss, "grad": grad, "state": state}
+    assert [set(d) for d in one["diags"]] == [set(d) for d in two["diags"]]
+    assert one["diags"][0] or name == "supervised"  # the supervised reference has no embeddings to diagnose
+    # relative, with a floor of 1e-3: an asymmetry of 5e-8 is rounding noise around an exact 0
+    diag = max((abs(a[k] - b[k]) / max(abs(a[k]), 1e-3) for a, b in zip(one["diags"], two["diags"]) for k in a),
+               default=0.0)
+    return {"loss": loss, "grad": grad, "state": state, "diag": diag}
 
 
 @pytest.mark.parametrize("name", METHOD_NAMES)
 def test_two_processes_equal_one(results, name):
     d = differences(results, name)
     print(f"{name:12s} max rel. loss diff {d['loss']:.1e}  max rel. grad diff {d['grad']:.1e}  "
-          f"max param/buffer diff {d['state']:.1e}")
+          f"max param/buffer diff {d['state']:.1e}  max rel. diagnostics diff {d['diag']:.1e}")
     tol = LOOSE.get(name, 1e-4)
-    assert d["loss"] < 1e-5 and d["grad"] < tol and d["state"] < tol, d
+    assert d["loss"] < 1e-5 and d["grad"] < tol and d["state"] < tol and d["diag"] < tol, d
 
 
 def test_without_global_bn_the_runs_differ(results, tmp_path):
