@@ -136,6 +136,43 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    import json as _json
+
+    from stopgrad.grid import SlurmOptions, parse_grid, submit
+    from stopgrad.sweep import aggregate, bar_figure, markdown, run_grid
+
+    preset, overrides = args.preset, list(args.overrides)
+    if preset and "=" in preset:
+        overrides.insert(0, preset)
+        preset = None
+    grid = parse_grid(preset, overrides)
+    out = Path(args.out or f"runs/sweep-{(grid.preset).replace('/', '-')}")
+    grid_cells = grid.cells(out)
+    print(f"stopgrad: sweep of {len(grid.variants)} variant(s) x {len(grid.seeds)} seed(s) in {out} "
+          f"({sum(c.done for c in grid_cells)} already done), launcher {args.launcher}", file=sys.stderr)
+    if args.launcher == "local":
+        run_grid(grid_cells, args.jobs, args.threads, log=lambda m: print(f"stopgrad: {m}", file=sys.stderr))
+    else:
+        opts = SlurmOptions(partition=args.partition, time_min=args.time, gpus=args.gpus, cpus=args.cpus,
+                            array=args.array)
+        submit(grid_cells, opts, local=args.launcher == "slurm-local", threads=args.threads)
+    failed = [c for c in grid_cells if not c.done]
+    table = aggregate(out)
+    order = [v.name for v in grid.variants]
+    text = markdown(table, order)
+    print(text)
+    (out / "table.md").write_text(text + "\n")
+    (out / "table.json").write_text(_json.dumps(table, indent=1) + "\n")
+    if table:
+        print(bar_figure(table, out / "table.png", order))
+    if failed:
+        raise StopgradError(f"{len(failed)} of {len(grid_cells)} runs did not finish: " + ", ".join(
+            f"{c.variant.name}/seed{c.seed} (log {c.run_dir.with_suffix('.log')})" for c in failed)
+            + "; rerun the same command to resume them")
+    return 0
+
+
 def cmd_table(args: argparse.Namespace) -> int:
     from stopgrad.sweep import aggregate, markdown
 
@@ -235,6 +272,24 @@ def parser() -> argparse.ArgumentParser:
     rr.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the claim set's)")
     rr.add_argument("--quick", action="store_true", help="the about-a-minute form used by the tests")
     rr.set_defaults(func=cmd_reproduce)
+    sw = sub.add_parser("sweep", help="a grid of runs: stopgrad sweep PRESET key=a,b,c train.seed=0,1,2",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        epilog="Each key=v1,v2,... is a grid axis (commas inside [...] do not split); train.seed=0,1,2 "
+                        "gives the seeds.\nFinished cells are skipped and killed ones resumed when the same command "
+                        "runs again.")
+    sw.add_argument("preset", nargs="?", help="a preset under configs/ (default: default)")
+    sw.add_argument("overrides", nargs="*", help="key=value or key=v1,v2,... (a grid axis)")
+    sw.add_argument("--out", default=None, help="grid folder (default runs/sweep-<preset>)")
+    sw.add_argument("--jobs", type=int, default=2, help="local launcher: runs at a time")
+    sw.add_argument("--threads", type=int, default=1, help="intra-op threads per run")
+    sw.add_argument("--launcher", choices=["local", "slurm", "slurm-local"], default="local",
+                    help="local processes, SLURM jobs through submitit, or submitit's local executor")
+    sw.add_argument("--partition", default=None, help="SLURM partition")
+    sw.add_argument("--time", type=int, default=60, help="SLURM time limit per job, minutes")
+    sw.add_argument("--gpus", type=int, default=0, help="SLURM GPUs per job")
+    sw.add_argument("--cpus", type=int, default=2, help="SLURM CPUs per job")
+    sw.add_argument("--array", action="store_true", help="submit the cells as one SLURM job array")
+    sw.set_defaults(func=cmd_sweep)
     tb = sub.add_parser("table", help="mean ± std table of a grid of runs ROOT/<variant>/seed<k>")
     tb.add_argument("root")
     tb.set_defaults(func=cmd_table)
