@@ -86,3 +86,35 @@ def test_simclr_negatives_and_sinkhorn_are_global_under_ddp(tmp_path):
     assert torch.allclose(grad, a.grad, atol=1e-5)
     q = torch.tensor(ranks[0]["q"] + ranks[1]["q"])
     assert torch.allclose(q, sinkhorn(scores, 0.05, 3), atol=1e-5)
+
+
+def test_torchrun_run_killed_then_resumed_under_torchrun_equals_uninterrupted(tmp_path):
+    """Both processes are SIGKILLed at step 5 (past the checkpoint at 4); `torchrun ... resume` finishes it,
+    every process loading the same checkpoint, with the uninterrupted 2-process run's result."""
+    args = ["data.dataset=synthetic", "data.batch_size=32", "model.backbone=convnet", "model.width=0.25",
+            "method.name=simsiam", "method.heads=small", "train.steps=8", "train.ckpt_every=4", "train.log_every=1",
+            "eval.knn_every=0", "eval.knn_k=5", f"train.out_dir={tmp_path}", "train.progress=false",
+            "train.num_threads=1"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env.pop("STOPGRAD_FAILPOINT", None)
+
+    def torchrun(port, *cli, extra_env=None):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+               "-m", "stopgrad", *cli]
+        return subprocess.run(cmd, env={**env, **(extra_env or {})}, capture_output=True, text=True, timeout=300)
+
+    ref = torchrun(29541, "train", *args, "train.name=ref")
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    killed = torchrun(29542, "train", *args, "train.name=killed", extra_env={"STOPGRAD_FAILPOINT": "step.forward:6"})
+    assert killed.returncode != 0 and not (tmp_path / "killed" / "summary.json").exists()
+    assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["step"] == 4
+    resumed = torchrun(29543, "resume", str(tmp_path / "killed"))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a = json.loads((tmp_path / "ref" / "summary.json").read_text())
+    b = json.loads((tmp_path / "killed" / "summary.json").read_text())
+    assert a["knn_top1"] == b["knn_top1"] and a["final_loss"] == b["final_loss"] and b["world_size"] == 2
+    wa = torch.load(tmp_path / "ref" / "checkpoint.pt", weights_only=True)["model"]
+    wb = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    steps = [json.loads(line)["step"] for line in open(tmp_path / "killed" / "metrics.jsonl") if '"loss"' in line]
+    assert steps == list(range(1, 9))
