@@ -173,6 +173,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from stopgrad import rundir
+    from stopgrad.export import export_backbone
+
+    run_dir = rundir.require_run_dir(Path(args.run_dir))
+    out = Path(args.out) if args.out else run_dir / "backbone.safetensors"
+    meta = export_backbone(run_dir, out)
+    print(f"{out} ({meta['backbone']}, {meta['feat_dim']}-d features; {out.with_suffix('.json')}): the reloaded "
+          f"backbone's features of {meta['check']['images']} images equal the run's bit for bit")
+    return 0
+
+
 def cmd_table(args: argparse.Namespace) -> int:
     from stopgrad.sweep import aggregate, markdown
 
@@ -290,6 +302,10 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--cpus", type=int, default=2, help="SLURM CPUs per job")
     sw.add_argument("--array", action="store_true", help="submit the cells as one SLURM job array")
     sw.set_defaults(func=cmd_sweep)
+    ex = sub.add_parser("export", help="write a run's backbone as safetensors + JSON (architecture, preprocessing)")
+    ex.add_argument("run_dir")
+    ex.add_argument("--out", default=None, help="the .safetensors file (default RUN_DIR/backbone.safetensors)")
+    ex.set_defaults(func=cmd_export)
     tb = sub.add_parser("table", help="mean ± std table of a grid of runs ROOT/<variant>/seed<k>")
     tb.add_argument("root")
     tb.set_defaults(func=cmd_table)
