@@ -9,223 +9,26 @@ a resume from an older checkpoint, a collapse alarm) are one ``stopgrad: warning
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import tempfile
 import traceback
 import warnings
-from pathlib import Path
 
-from stopgrad.config import list_presets, resolve
-from stopgrad.errors import RunFolderError, StopgradError, describe
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    from stopgrad.train import train
-
-    preset, overrides = args.preset, list(args.overrides)
-    if preset and "=" in preset:  # `stopgrad train key=value` with no preset
-        overrides.insert(0, preset)
-        preset = None
-    cfg = resolve(preset or "default", overrides)
-    summary = train(cfg)
-    print_summary(summary)
-    return 0
-
-
-def cmd_resume(args: argparse.Namespace) -> int:
-    from stopgrad.train import resume
-
-    summary = resume(args.run_dir)
-    if summary.pop("already_finished", False):
-        print(f"{args.run_dir} had already finished ({summary.get('steps')} steps); nothing to resume. Its summary:")
-    print_summary(summary)
-    return 0
-
-
-def writable(folder: Path) -> bool:
-    """Whether a file can be created in ``folder`` (tried, not guessed from permission bits)."""
-    try:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".stopgrad-write-test-"):
-            return True
-    except OSError:
-        return False
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    from stopgrad import rundir
-    from stopgrad.train import evaluate_knn, evaluate_linear, load_run
-
-    run_dir = rundir.require_run_dir(Path(args.run_dir))
-    out = Path(args.out) if args.out else run_dir / "summary.json"
-    if not writable(out.parent if args.out else run_dir):  # say so now, not after a minute of work
-        raise StopgradError(f"cannot write {out}: the folder is read-only or not writable; pass --out FILE "
-                            "to write the result elsewhere")
-    run = load_run(run_dir, random_init=args.random_init or args.pixels)
-    source = "pixels" if args.pixels else "backbone"
-    prefix = "pixels_" if args.pixels else "random_init_" if args.random_init else ""
-    if args.kind == "knn":
-        value = evaluate_knn(run, source=source)
-        result = {f"{prefix}knn_top1": value}
-    else:
-        if args.epochs:
-            run.cfg.eval.linear_protocol, run.cfg.eval.linear_epochs = "sgd", args.epochs
-        probe = evaluate_linear(run, source=source)
-        value = probe["linear_top1"] if probe else None
-        result = {f"{prefix}linear_top1": value, f"{prefix}linear": probe["linear"] if probe else None}
-    if value is None:
-        raise StopgradError(f"{run.cfg.data.dataset} has no labelled test split here; nothing to evaluate")
-    key = next(iter(result))
-    print(f"{key} = {value:.4f}")  # printed first: a failed write below never loses it
-    if args.kind == "linear":
-        chosen = result[f"{prefix}linear"]
-        if "l2" in chosen:
-            print(f"  L2 penalty {chosen['l2']:g} chosen on {chosen['val_images']} held-out training images "
-                  f"(validation top-1 by penalty: {chosen['val_top1']})")
-    if args.out:
-        doc = json.loads(out.read_text()) if out.exists() else {}
-        doc.update({**result, "run_dir": str(run_dir)})
-        rundir.atomic_write_text(out, json.dumps(doc, indent=2))
-    else:
-        rundir.write_summary(run_dir, result)
-    print(f"written to {out}")
-    return 0
-
-
-def cmd_plot(args: argparse.Namespace) -> int:
-    from stopgrad.plots import plot_runs
-
-    paths = plot_runs([Path(d) for d in args.run_dirs], Path(args.out) if args.out else None)
-    for p in paths:
-        print(p)
-    return 0
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from stopgrad.report import write_report
-
-    print(write_report([Path(d) for d in args.run_dirs], Path(args.out) if args.out else None))
-    return 0
-
-
-def cmd_reproduce(args: argparse.Namespace) -> int:
-    from stopgrad.reproduce import CLAIM_SETS, run_claim_set
-
-    if args.name.lower() == "list":
-        width = max(len(n) for n in CLAIM_SETS)
-        for name, cs in sorted(CLAIM_SETS.items()):
-            print(f"{name:<{width}}  {cs.paper}: {cs.description}")
-        return 0
-    if args.name not in CLAIM_SETS:
-        raise StopgradError(f"unknown claim set {args.name!r}; known: {', '.join(sorted(CLAIM_SETS))} "
-                            "(`stopgrad reproduce list`)")
-    out = Path(args.out or f"runs/reproduce/{args.name}{'-quick' if args.quick else ''}")
-    doc = run_claim_set(args.name, out, seeds=args.seeds, quick=args.quick)
-    if doc["quick"]:
-        print(doc["note"])
-    width = max(len(c["id"]) for c in doc["claims"])
-    verdict_width = max(len(c["verdict"]) for c in doc["claims"])
-    for c in doc["claims"]:
-        m = c["measured"]
-        print(f"{c['id']:<{width}}  {c['verdict']:<{verdict_width}}  "
-              f"{m['mean']:.3g} ± {m['std']:.2g} (n={m['n']})  [{c['criterion']}]")
-    tag = " (smoke test, not a verdict)" if doc["quick"] else ""
-    print(f"{doc['holds']}/{doc['total']} claims hold{tag}; {doc['runtime_s']:.0f} s; "
-          f"{out / 'claims.json'}, {out / 'report.html'}")
-    return 0
-
-
-def cmd_sweep(args: argparse.Namespace) -> int:
-    import json as _json
-
-    from stopgrad.grid import SlurmOptions, parse_grid, submit
-    from stopgrad.sweep import aggregate, bar_figure, markdown, run_grid
-
-    preset, overrides = args.preset, list(args.overrides)
-    if preset and "=" in preset:
-        overrides.insert(0, preset)
-        preset = None
-    grid = parse_grid(preset, overrides)
-    out = Path(args.out or f"runs/sweep-{(grid.preset).replace('/', '-')}")
-    grid_cells = grid.cells(out)
-    print(f"stopgrad: sweep of {len(grid.variants)} variant(s) x {len(grid.seeds)} seed(s) in {out} "
-          f"({sum(c.done for c in grid_cells)} already done), launcher {args.launcher}", file=sys.stderr)
-    if args.launcher == "local":
-        run_grid(grid_cells, args.jobs, args.threads, log=lambda m: print(f"stopgrad: {m}", file=sys.stderr))
-    else:
-        opts = SlurmOptions(partition=args.partition, time_min=args.time, gpus=args.gpus, cpus=args.cpus,
-                            array=args.array)
-        submit(grid_cells, opts, local=args.launcher == "slurm-local", threads=args.threads)
-    failed = [c for c in grid_cells if not c.done]
-    table = aggregate(out)
-    order = [v.name for v in grid.variants]
-    text = markdown(table, order)
-    print(text)
-    (out / "table.md").write_text(text + "\n")
-    (out / "table.json").write_text(_json.dumps(table, indent=1) + "\n")
-    if table:
-        print(bar_figure(table, out / "table.png", order))
-    if failed:
-        raise StopgradError(f"{len(failed)} of {len(grid_cells)} runs did not finish: " + ", ".join(
-            f"{c.variant.name}/seed{c.seed} (log {c.run_dir.with_suffix('.log')})" for c in failed)
-            + "; rerun the same command to resume them")
-    return 0
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    from stopgrad import rundir
-    from stopgrad.export import export_backbone
-
-    run_dir = rundir.require_run_dir(Path(args.run_dir))
-    out = Path(args.out) if args.out else run_dir / "backbone.safetensors"
-    meta = export_backbone(run_dir, out)
-    print(f"{out} ({meta['backbone']}, {meta['feat_dim']}-d features; {out.with_suffix('.json')}): the reloaded "
-          f"backbone's features of {meta['check']['images']} images equal the run's bit for bit")
-    return 0
-
-
-def cmd_table(args: argparse.Namespace) -> int:
-    from stopgrad.sweep import aggregate, markdown
-
-    table = aggregate(Path(args.root))
-    if not table:
-        raise RunFolderError(f"no finished runs under {args.root}/<variant>/seed*")
-    print(markdown(table))
-    return 0
-
-
-def cmd_methods(args: argparse.Namespace) -> int:
-    from stopgrad.methods import METHODS
-
-    width = max(len(n) for n in METHODS)
-    for name, cls in sorted(METHODS.items()):
-        print(f"{name:<{width}}  {cls.description}")
-    return 0
-
-
-def cmd_presets(args: argparse.Namespace) -> int:
-    for name in list_presets():
-        print(name)
-    return 0
-
-
-def print_summary(summary: dict) -> None:
-    from stopgrad.console import summary_table
-
-    if summary:
-        print(summary_table(summary))
-
-
-def cmd_config(args: argparse.Namespace) -> int:
-    from stopgrad.config_doc import render
-
-    preset, overrides = args.preset, list(args.overrides)
-    if preset and "=" in preset:
-        overrides.insert(0, preset)
-        preset = None
-    print(render(resolve(preset or "default", overrides), show_help=not args.plain), end="")
-    return 0
+from stopgrad.commands import (
+    cmd_config,
+    cmd_eval,
+    cmd_export,
+    cmd_methods,
+    cmd_plot,
+    cmd_presets,
+    cmd_report,
+    cmd_reproduce,
+    cmd_resume,
+    cmd_sweep,
+    cmd_table,
+    cmd_train,
+)
+from stopgrad.errors import StopgradError, describe
 
 
 class Parser(argparse.ArgumentParser):

@@ -16,7 +16,7 @@ from stopgrad.evaluate import extract_features, knn_accuracy, linear_probe
 from stopgrad.probe import linear_protocol
 
 if TYPE_CHECKING:
-    from stopgrad.train import Run
+    from stopgrad.build import Run
 
 
 SOURCES = ("backbone", "pixels")

@@ -18,7 +18,7 @@ from stopgrad import rundir
 from stopgrad.errors import CheckpointError
 
 if TYPE_CHECKING:
-    from stopgrad.train import Run
+    from stopgrad.build import Run
 
 
 class ResumeWarning(UserWarning):

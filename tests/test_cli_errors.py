@@ -357,7 +357,9 @@ def test_full_disk_during_a_checkpoint(capsys, tmp_path, monkeypatch):
 def test_eval_on_a_read_only_run_folder_fails_before_computing(capsys, finished_run, tmp_path, monkeypatch):
     import stopgrad.train as train_mod
 
-    monkeypatch.setattr(cli, "writable", lambda folder: Path(folder) != finished_run)
+    import stopgrad.commands as commands
+
+    monkeypatch.setattr(commands, "writable", lambda folder: Path(folder) != finished_run)
     monkeypatch.setattr(train_mod, "load_run", lambda *a, **k: pytest.fail("computed before checking the folder"))
     code, _, err = run_cli(capsys, "eval", "knn", str(finished_run))
     one_error_line(code, err, "summary.json", "--out")
