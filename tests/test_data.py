@@ -409,7 +409,8 @@ def test_image_size_resizes_binary_datasets(tmp_path: Path) -> None:
 
 
 def test_registry_names_and_bad_arguments() -> None:
-    assert set(DATASETS) == {"fashion-mnist", "mnist", "cifar10", "cifar100", "stl10", "image-folder", "synthetic"}
+    assert set(DATASETS) == {"fashion-mnist", "mnist", "cifar10", "cifar100", "stl10", "image-folder", "synthetic",
+                             "synthetic-rgb"}
     assert "train+unlabeled" in DATASETS["stl10"].splits
     with pytest.raises(ValueError, match="unknown dataset 'imagenet'; known: fashion-mnist"):
         load_dataset("imagenet", "train")

@@ -9,7 +9,7 @@ from stopgrad.data.folder import load_image_folder
 from stopgrad.data.locate import PathLike
 from stopgrad.data.mnist import load_fashion_mnist, load_mnist
 from stopgrad.data.stl10 import load_stl10
-from stopgrad.data.synthetic import load_synthetic
+from stopgrad.data.synthetic import load_synthetic, load_synthetic_rgb
 
 Loader = Callable[[str, LoadOptions], ImageDataset]
 """``loader(split, options) -> ImageDataset``."""
@@ -46,6 +46,7 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo("stl10", (*TRAIN_TEST, "unlabeled", "train+unlabeled"), 10, (3, 96, 96), load_stl10),
         DatasetInfo("image-folder", TRAIN_TEST, None, None, load_image_folder),
         DatasetInfo("synthetic", TRAIN_TEST, 10, (1, 28, 28), load_synthetic),
+        DatasetInfo("synthetic-rgb", TRAIN_TEST, 10, (3, 32, 32), load_synthetic_rgb),
     )
 }
 

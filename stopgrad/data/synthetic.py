@@ -11,6 +11,16 @@ DEFAULT_IMAGE_SIZE = 28
 _SPLIT_SEEDS = {"train": 1, "test": 2}
 
 
+def load_synthetic_rgb(split: str, options: LoadOptions = LoadOptions()) -> ImageDataset:
+    """The same task in colour: ``(N, 3, S, S)``, S = 32 by default (CIFAR-sized, for tests and
+    benchmarks of the RGB presets); channel c is the grayscale sample shifted by ``(c - 1) * 0.1``."""
+    size = options.image_size or 32
+    gray = load_synthetic(split, LoadOptions(image_size=size))
+    x = gray.images.float() / 255  # (N, 1, S, S)
+    rgb = torch.cat([(x + 0.1 * (c - 1)).clamp(0, 1) for c in range(3)], dim=1)
+    return ImageDataset((rgb * 255).round_().to(torch.uint8), gray.labels, gray.classes, "synthetic-rgb", split)
+
+
 def load_synthetic(split: str, options: LoadOptions = LoadOptions()) -> ImageDataset:
     """Random uint8 images ``(N, 1, S, S)`` (S = 28 by default), 10 balanced classes.
 
