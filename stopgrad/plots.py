@@ -82,11 +82,27 @@ def short_labels(names: list[str], limit: int = 28) -> list[str]:
     cut = [_STAMP.sub("", n) for n in names]
     labels = cut if len(set(cut)) == len(cut) else list(names)
     prefix = os.path.commonprefix(labels)
-    prefix = prefix[: prefix.rfind("-") + 1] if "-" in prefix else ""
+    cut_at = max(prefix.rfind("-"), prefix.rfind("/"))
+    prefix = prefix[: cut_at + 1] if cut_at >= 0 else ""
+    suffix = os.path.commonprefix([n[len(prefix):][::-1] for n in labels])[::-1]
+    cut_at = min((i for i in (suffix.find("-"), suffix.find("/")) if i >= 0), default=-1)
+    suffix = suffix[cut_at:] if cut_at >= 0 else ""
+    labels = [n[: len(n) - len(suffix)] if suffix and len(n) > len(suffix) else n for n in labels]
     labels = [n[len(prefix):] or n for n in labels]
     if max(len(n) for n in labels) > limit or len(set(labels)) < len(labels):
         return [_letter(i) for i in range(len(names))]
     return labels
+
+
+def display_names(run_dirs: list[Path]) -> list[str]:
+    """Folder names, with as many parent folders as it takes to tell them apart
+    (``runs/grid/base/seed0`` and ``runs/grid/lr/seed0`` → ``base/seed0``, ``lr/seed0``)."""
+    parts = [Path(p).resolve().parts for p in run_dirs]
+    for depth in range(1, max(len(p) for p in parts) + 1):
+        names = ["/".join(p[-depth:]) for p in parts]
+        if len(set(names)) == len(names):
+            return names
+    return [str(p) for p in run_dirs]
 
 
 def _letter(i: int) -> str:
@@ -288,7 +304,7 @@ def plot_runs(run_dirs: list[Path], out_dir: Path | None = None, labels: list[st
     if not run_dirs:
         raise ValueError("plot_runs needs at least one run folder")
     runs = [load_run_data(Path(p)) for p in run_dirs]
-    for run, short in zip(runs, labels if labels is not None else short_labels([r.name for r in runs])):
+    for run, short in zip(runs, labels if labels is not None else short_labels(display_names(run_dirs))):
         run.short = short if len(runs) > 1 or labels is not None else None
     out = Path(out_dir) if out_dir is not None else default_out_dir([Path(p) for p in run_dirs])
     out.mkdir(parents=True, exist_ok=True)

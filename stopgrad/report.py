@@ -19,7 +19,7 @@ from typing import Any
 
 from stopgrad import rundir
 from stopgrad.errors import RunFolderError
-from stopgrad.plots import plot_runs, run_method, short_labels
+from stopgrad.plots import display_names, plot_runs, run_method, short_labels
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto;
@@ -136,13 +136,13 @@ document.querySelectorAll("table.compare th").forEach((th, col) => th.addEventLi
 """
 
 
-def comparison_table(run_dirs: list[Path], labels: list[str]) -> str:
+def comparison_table(run_dirs: list[Path], labels: list[str], names: list[str] | None = None) -> str:
     """One row per run (click a header to sort); the label column names the runs in the figures."""
     head = "".join(f"<th title=\"click to sort\">{_esc(h)}</th>" for h in ["run", "folder", *[c[0] for c in COLUMNS]])
     body = []
-    for run_dir, label in zip(run_dirs, labels):
+    for run_dir, label, name in zip(run_dirs, labels, names or [p.name for p in run_dirs]):
         summary, rows = rundir.read_summary(run_dir), rundir.read_metrics(run_dir)
-        cells = [f"<td><strong>{_esc(label)}</strong></td>", f"<td><code>{_esc(run_dir.name)}</code></td>"]
+        cells = [f"<td><strong>{_esc(label)}</strong></td>", f"<td><code>{_esc(name)}</code></td>"]
         for header, get in COLUMNS:
             value = get(summary, rows, run_dir)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -185,12 +185,13 @@ def write_report(run_dirs: list[Path], out: Path | None = None, plots_dir: Path 
     out = Path(out) if out is not None else default_report_path(run_dirs)
     if out.is_dir():
         out = out / "report.html"
-    labels = short_labels([p.name for p in run_dirs])
+    names = display_names(run_dirs)
+    labels = short_labels(names)
     with tempfile.TemporaryDirectory() as tmp:
         pngs = plot_runs(run_dirs, plots_dir or Path(tmp), labels=labels)
         figures = "\n".join(figure_html(p) for p in pngs) or '<p class="meta">No metrics to plot.</p>'
-    names = ", ".join(p.name for p in run_dirs)
-    title = names if len(names) < 80 else f"{len(run_dirs)} runs"
+    joined = ", ".join(names)
+    title = joined if len(joined) < 80 else f"{len(run_dirs)} runs"
     page = f"""<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -203,7 +204,7 @@ def write_report(run_dirs: list[Path], out: Path | None = None, plots_dir: Path 
 <h1>stopgrad report: {_esc(title)}</h1>
 <p class="meta">{len(run_dirs)} run(s) · generated {_esc(time.strftime("%Y-%m-%d %H:%M:%S"))}</p>
 <h2>Runs</h2>
-{comparison_table(run_dirs, labels)}
+{comparison_table(run_dirs, labels, names)}
 <section>
 <h2>Comparison</h2>
 <div class="grid">

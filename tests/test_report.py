@@ -187,3 +187,15 @@ def test_short_labels():
     assert short_labels(["a-1", "a-1-20261202-010000"]) == ["1", "1-20261202-010000"]
     assert short_labels(["x" * 40, "y" * 40]) == ["A", "B"]
     assert short_labels(["same", "same"]) == ["A", "B"]
+
+
+def test_runs_of_a_grid_are_told_apart_by_their_variant(runs, tmp_path):
+    import shutil as sh
+
+    from stopgrad.plots import display_names, short_labels
+
+    grid = [sh.copytree(runs[i % 2], tmp_path / "grid" / v / "seed0") for i, v in enumerate(["base", "lr-0.1", "wd"])]
+    names = display_names(grid)
+    assert names == ["base/seed0", "lr-0.1/seed0", "wd/seed0"] and short_labels(names) == ["base", "lr-0.1", "wd"]
+    text = write_report(grid).read_text()
+    assert "<code>lr-0.1/seed0</code>" in text and "<strong>lr-0.1</strong>" in text
