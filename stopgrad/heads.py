@@ -87,10 +87,10 @@ class ProjectorConfig:
     Simple): a head preset and optional size overrides (``None`` keeps the preset's). A method's
     ``Config`` subclasses it and calls ``super().validate()`` from its own ``validate``."""
 
-    heads: str = "small"
-    proj_hidden: int | None = None
-    proj_dim: int | None = None
-    proj_layers: int | None = None
+    heads: str = "small"  # head sizes: simsiam-imagenet | simsiam-cifar | byol | directpred | small
+    proj_hidden: int | None = None  # projector hidden width (None: the preset's)
+    proj_dim: int | None = None  # projector output width (None: the preset's)
+    proj_layers: int | None = None  # projector layers (None: the preset's)
 
     def validate(self) -> None:
         get_head_preset(self.heads)

@@ -31,9 +31,9 @@ class BarlowTwins(Method):
 
     @dataclass
     class Config(ProjectorConfig):
-        lambd: float = 0.0051
+        lambd: float = 0.0051  # weight of the off-diagonal (redundancy) term (paper: 0.0051)
         lambd_mode: str = "fixed"  # fixed | inverse-dim (lambd = 1/D)
-        off_diagonal: bool = True
+        off_diagonal: bool = True  # false keeps only the invariance term (Jha et al. Fig. 5)
 
         def validate(self) -> None:
             super().validate()

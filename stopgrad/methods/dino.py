@@ -53,16 +53,16 @@ class DINO(Method):
     @dataclass
     class Config:
         heads: str = "small"  # hidden width of the head's MLP from this preset
-        proj_hidden: int | None = None
-        bottleneck: int = 256
+        proj_hidden: int | None = None  # head hidden width (None: the preset's)
+        bottleneck: int = 256  # width before the weight-normalised last layer
         out_dim: int = 1024  # K (65536 on ImageNet)
-        student_temp: float = 0.1
-        teacher_temp: float = 0.04
-        teacher_temp_start: float = 0.04
-        teacher_temp_warmup_steps: int = 0
-        centering: bool = True
-        center_momentum: float = 0.9
-        ema: tuple[float, float] = (0.996, 1.0)
+        student_temp: float = 0.1  # student softmax temperature
+        teacher_temp: float = 0.04  # teacher temperature after the warm-up
+        teacher_temp_start: float = 0.04  # teacher temperature at step 0
+        teacher_temp_warmup_steps: int = 0  # linear warm-up of the teacher temperature
+        centering: bool = True  # subtract the teacher center (false: DINO collapses, Jha et al. App. B.2)
+        center_momentum: float = 0.9  # EMA of the center
+        ema: tuple[float, float] = (0.996, 1.0)  # teacher momentum (start, end), cosine
 
         def validate(self) -> None:
             get_head_preset(self.heads)

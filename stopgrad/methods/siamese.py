@@ -41,7 +41,7 @@ DEFAULT_PRED_EPS = {"directpred": 0.01, "directcopy": 0.25, "directset": 0.25}
 class SiameseConfig:
     """Options common to every predictor/stop-gradient method."""
 
-    heads: str = "simsiam-cifar"  # stopgrad.heads.HEAD_PRESETS
+    heads: str = "simsiam-cifar"  # head sizes: simsiam-imagenet | simsiam-cifar | byol | directpred | small
     proj_hidden: int | None = None  # overrides of the preset's sizes
     proj_dim: int | None = None  # projector output width (None: the preset's)
     proj_layers: int | None = None  # projector layers (None: the preset's)
@@ -50,7 +50,7 @@ class SiameseConfig:
     #                         frozen-identity | directpred | directcopy | directset
     stop_grad: bool = True  # stop-gradient on the target branch (false: SimSiam's collapse ablation)
     loss: str = "cosine"  # cosine (SimSiam eq. 1) | mse (BYOL eq. 2)
-    pred_lr_mult: float = 1.0
+    pred_lr_mult: float = 1.0  # predictor lr as a multiple of the base lr (Jha et al.: 1%, 10%, 100%)
     fixed_pred_lr: bool = False  # keep the predictor's lr constant (SimSiam Sec. 4.2)
     pred_weight_decay: float | None = None  # None: the optimizer's weight decay
     ema: tuple[float, float] = (0.0, 0.0)  # target momentum (start, end), cosine; (0, 0) = no target

@@ -26,7 +26,7 @@ class Supervised(Method):
 
     @dataclass
     class Config:
-        label_smoothing: float = 0.0
+        label_smoothing: float = 0.0  # cross-entropy label smoothing
 
         def validate(self) -> None:
             if not 0 <= self.label_smoothing < 1:

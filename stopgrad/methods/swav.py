@@ -33,13 +33,13 @@ class SwAV(Method):
     @dataclass
     class Config(ProjectorConfig):
         prototypes: int = 300  # K (3000 on ImageNet; fewer for 10-class data)
-        temperature: float = 0.1
-        sinkhorn_eps: float = 0.05
-        sinkhorn_iters: int = 3
-        learnable_prototypes: bool = True
-        freeze_prototypes_steps: int = 0
+        temperature: float = 0.1  # softmax temperature of the swapped prediction
+        sinkhorn_eps: float = 0.05  # entropic regularisation of Sinkhorn-Knopp
+        sinkhorn_iters: int = 3  # Sinkhorn-Knopp iterations
+        learnable_prototypes: bool = True  # false: fixed random prototypes (Jha et al.)
+        freeze_prototypes_steps: int = 0  # prototypes get no gradient for this many steps
         queue_length: int = 0  # per global view; 0 = no queue
-        queue_start_step: int = 0
+        queue_start_step: int = 0  # the queue joins the codes from this step
 
         def validate(self) -> None:
             super().validate()
