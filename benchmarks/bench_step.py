@@ -41,13 +41,18 @@ def main() -> None:
         run = setup(resolve(args.preset, [*args.overrides, f"train.out_dir={tmp}", "train.progress=false",
                                           "train.diag_every=0"]))
         batch = run.train_set.images[: run.cfg.data.batch_size].to(run.device)
+        labels = run.train_set.labels[: run.cfg.data.batch_size].to(run.device) if run.method.uses_labels else None
         gen = torch.Generator(device=run.device).manual_seed(0)
+
+        def one_step(i: int) -> None:
+            train_step(run, i, batch, labels) if labels is not None else train_step(run, i, batch)
+
         for i in range(3):  # warm-up
             run.views(batch, generator=gen)
-            train_step(run, i, batch)
+            one_step(i)
         t_views = median_time(lambda: run.views(batch, generator=gen), args.reps)
         step = iter(range(3, 10_000))
-        t_step = median_time(lambda: train_step(run, next(step), batch), args.reps)
+        t_step = median_time(lambda: one_step(next(step)), args.reps)
     b = len(batch)
     print(f"{args.preset} ({run.cfg.model.backbone}, batch {b}, {args.threads} thread(s), {run.precision})")
     print(f"  views only : {t_views * 1e3:8.1f} ms  {b / t_views:9.0f} images/s")

@@ -43,6 +43,10 @@ VARIANTS = [
     Variant("pool-4", SIMSIAM, ("model.options={pool: 4}",)),
     Variant("proj-2048-512", SIMSIAM, ("method.proj_hidden=2048", "method.proj_dim=512")),
     Variant("byol-base", BYOL),
+    # round 2: the leaders of round 1 together
+    Variant("jitter-blur", SIMSIAM, (views(brightness=0.8, contrast=0.8, blur_p=0.5, blur_sigma=[0.1, 1.0]),)),
+    Variant("jitter-blur-crop", SIMSIAM, (views(brightness=0.8, contrast=0.8, blur_p=0.5, blur_sigma=[0.1, 1.0],
+                                                crop_scale=[0.5, 1.0]),)),
 ]
 COLS = (("knn_top1", "kNN top-1 (held out)", 4, True), ("linear_top1", "linear top-1 (held out)", 4, True),
         ("diag/effective_rank", "eff. rank (projector)", 0, False),
