@@ -134,17 +134,58 @@ def test_unknown_claim_set_is_named(capsys):
 
 
 def test_wen_li_quick_writes_consistent_verdicts(tmp_path):
+    from stopgrad.reproduce import wen_li_regime as wr
+
     doc = run_claim_set("wen-li-2022", tmp_path, seeds=2, quick=True, log=lambda s: None)
-    assert [c["id"] for c in doc["claims"]] == list(wl.CLAIMS)
-    for c in doc["claims"]:
+    assert [c["id"] for c in doc["claims"]] == list(wl.CLAIMS) + list(wr.REGIME_CLAIMS)
+    for c in doc["claims"][:len(wl.CLAIMS)]:
         vals = c["measured"]["values"]
         assert len(vals) == 2 and all(v in (0.0, 1.0) for v in vals)
         threshold = wl.RANDOM_HEAD_FRACTION if c["id"] == "random-head" else wl.MIN_FRACTION
         assert c["holds"] == (sum(vals) / 2 >= threshold)
         for f in c["figures"]:
             assert (tmp_path / f).stat().st_size > 5000
+    regime = doc["settings"]["regime"]
+    points = regime["points"]
+    assert len(points) == sum(len(wr.Panel(**{k: p[k] for k in ("name", "axes")}, base=wl.QUICK).points())
+                              for p in regime["panels"])
+    exists = doc["claims"][len(wl.CLAIMS)]
+    assert exists["measured"]["values"] == [1.0 if p["in_region"] else 0.0 for p in points]
+    assert exists["holds"] == any(p["in_region"] for p in points)
+    for p in points:  # the region rule, recomputed from the recorded fractions
+        assert p["in_region"] == (p["trained_one_each"] >= wr.REGIME_TRAINED and p["fixed_all_v1"] >= wr.REGIME_FIXED)
+    assert (tmp_path / "regime_phase_diagram.png").stat().st_size > 5000
     assert doc["settings"]["primary"]["d"] == wl.QUICK.d
     assert json.loads((tmp_path / "claims.json").read_text())["claims"][0]["id"] == "thm1-one-neuron-per-feature"
+
+
+def test_regime_decision_follows_the_preregistered_rule():
+    from stopgrad.reproduce import wen_li_regime as wr
+
+    def point(tr, fx, flags):
+        return wr.PointResult("p", {"x": tr}, tr, fx, 0.0, 0.0, 0.0, 0.0, 0, [], [
+            {"faster": f, "ratio": 2.0 if f else 0.5} for f in flags["faster"]], flags)
+
+    ok = {"one_each": [True] * 5, "fixed_all_v1": [True] * 5, "rise_fall": [True] * 5,
+          "ordered": [True, True, True, True, False], "faster": [True, True, True, True, False]}
+    bad = {**ok, "ordered": [False] * 5}
+    dec = wr.decide([point(0.9, 0.8, ok), point(0.7, 1.0, bad)])  # only the first is in the region
+    assert dec["a_holds"] and len(dec["region"]) == 1
+    assert dec["b_ordered"] == 0.8 and dec["b_holds"] and dec["c_fraction_faster"] == 0.8 and dec["c_holds"]
+    dec = wr.decide([point(0.9, 0.8, bad)])
+    assert dec["a_holds"] and not dec["b_holds"]
+    dec = wr.decide([point(0.79, 1.0, ok), point(1.0, 0.79, ok)])
+    assert not dec["a_holds"] and not dec["b_holds"] and not dec["c_holds"] and dec["b_ordered"] is None
+
+
+def test_regime_axes_set_the_fields():
+    from stopgrad.reproduce import wen_li_regime as wr
+
+    c = wr.apply(wl.PRIMARY, {"alpha1/alpha2": 4.0, "noise/alpha2": 2.0, "lr_head/lr": 0.5, "patches": 8})
+    assert c.alpha2 == wl.PRIMARY.alpha1 / 4 and c.noise == 2 * c.alpha2 and c.lr_head == 0.5 * c.lr
+    assert c.patches == 8 and c.feature_patches == 2
+    with pytest.raises(ValueError, match="unknown axis"):
+        wr.apply(wl.PRIMARY, {"temperature": 1.0})
 
 
 @pytest.mark.parametrize("quick", [True, False])

@@ -17,6 +17,8 @@ import torch
 
 from stopgrad.reproduce.base import Claim, ClaimSet, Verdict, fraction, register_claim_set
 from stopgrad.theory.wen_li import Trajectory, WenLiConfig, simulate
+from stopgrad.theory.wen_li_grid import HEADS as GRID_HEADS
+from stopgrad.theory.wen_li_grid import simulate_grid
 
 # --- criteria, fixed before the runs ------------------------------------------------------------
 DETECT = 0.5  # neuron j "detects" v_l when |cos(w_j, v_l)| >= DETECT and exceeds its cos with the other feature
@@ -171,24 +173,40 @@ CLAIMS = {
 }
 
 
+def simulate_range(base: WenLiConfig, settings_range: dict[str, dict[str, Any]], seeds: int
+                   ) -> dict[str, dict[str, Trajectory]]:
+    """The trained identity head and the head fixed to I for every setting of the range, as batched
+    grids (:func:`stopgrad.theory.wen_li_grid.simulate_grid`: both heads of a seed share the start and
+    the samples). Settings that differ only in length share one run, read at each one's length."""
+    cfgs = {name: base.with_(**change) for name, change in settings_range.items()}
+    groups: dict[tuple, list[str]] = {}
+    for name, c in cfgs.items():
+        groups.setdefault(tuple(getattr(c, f) for f in ("d", "patches", "m", "batch")), []).append(name)
+    results: dict[str, dict[str, Trajectory]] = {}
+    for names in groups.values():
+        longest = max(cfgs[n].steps for n in names)
+        every = min(cfgs[n].log_every for n in names)
+        gt = simulate_grid([cfgs[n].with_(steps=longest, log_every=every) for n in names], seeds)
+        for g, n in enumerate(names):
+            cut = gt.until(cfgs[n].steps)
+            results[n] = {h: cut.trajectory(g, i) for i, h in enumerate(GRID_HEADS)}
+    return results
+
+
 def run(out: Path, seeds: int, quick: bool, log: Callable[[str], None] = print) -> tuple[list[Verdict], dict]:
     """Simulate every head on every setting, decide the claims on the primary setting, draw figures."""
     from stopgrad.reproduce import wen_li_plots as plots
 
     base = QUICK if quick else PRIMARY
     settings_range = QUICK_RANGE if quick else RANGE
-    results: dict[str, dict[str, Trajectory]] = {}
-    timing: dict[str, float] = {}
-    for name, change in settings_range.items():
-        cfg = base.with_(**change)
-        results[name] = {}
-        for head in HEAD_LABELS:
-            if name != "primary" and head == "random":
-                continue
-            t0 = time.time()
-            results[name][head] = simulate(cfg.with_(head=head), seeds)
-            timing[f"{name}/{head}"] = round(time.time() - t0, 1)
-            log(f"wen-li-2022: {name}, {head}: {seeds} seeds x {cfg.steps} steps in {timing[f'{name}/{head}']:.0f} s")
+    t0 = time.time()
+    results = simulate_range(base, settings_range, seeds)
+    timing: dict[str, float] = {"range (trained and fixed heads, batched)": round(time.time() - t0, 1)}
+    log(f"wen-li-2022: {len(settings_range)} settings x 2 heads x {seeds} seeds in {timing['range (trained and fixed heads, batched)']:.0f} s")
+    t0 = time.time()
+    results["primary"]["random"] = simulate(base.with_(head="random"), seeds)
+    timing["primary/random"] = round(time.time() - t0, 1)
+    log(f"wen-li-2022: primary, random head: {seeds} seeds x {base.steps} steps in {timing['primary/random']:.0f} s")
     prim = results["primary"]
     trained, fixed, rnd = (outcome(prim[h]) for h in ("identity-fixed-diag", "fixed-identity", "random"))
     figs = plots.draw_all(results["primary"], trained, out)
@@ -220,8 +238,14 @@ def run(out: Path, seeds: int, quick: bool, log: Callable[[str], None] = print) 
     ]
     for v in verdicts:
         v.extra.setdefault("range", {k: r for k, r in range_table.items()})
+    from stopgrad.reproduce.wen_li_regime import regime_verdicts  # imports this module
+
+    t0 = time.time()
+    regime, regime_settings = regime_verdicts(base, out, seeds, quick, log)
+    timing["regime study"] = round(time.time() - t0, 1)
+    verdicts += regime
     settings = {"primary": base.as_dict(), "range": {k: v for k, v in settings_range.items()},
-                "range_results": range_table, "timing_s": timing,
+                "range_results": range_table, "timing_s": timing, "regime": regime_settings,
                 "criteria": {"DETECT": DETECT, "MIN_FRACTION": MIN_FRACTION, "RISE_MIN": RISE_MIN,
                              "FALL_TO": FALL_TO, "RANDOM_HEAD_FRACTION": RANDOM_HEAD_FRACTION},
                 "choices": "see stopgrad/theory/wen_li.py: v1, v2 = alpha_l e_1, alpha_l e_2; l uniform; "
