@@ -299,7 +299,7 @@ def regime_verdicts(primary: WenLiConfig, out: Path, seeds: int, quick: bool,
     dec = decide(results)
     figs = {"phase_diagram": plots.phase_diagrams(results, pans, out / "regime_phase_diagram.png"),
             "scans": plots.scans(results, pans, out / "regime_scans.png"),
-            "timing": plots.timing(results, out / "regime_timing.png")}
+            "timing": plots.timing(results, pans, out / "regime_timing.png")}
     best = _mechanism_point(results)
     if best is not None:
         gt, g = _locate(best, pans, grids)

@@ -141,30 +141,37 @@ def mechanism(gt: "GridTrajectory", g: int, res: "PointResult", path: Path) -> s
     return save_figure(fig, path, dpi=100)
 
 
-def timing(results: Sequence["PointResult"], path: Path) -> str:
-    """Median phase times t1..t4 (steps) against the first axis of each 2-D panel's region rows."""
-    rows = [r for r in results if any(p.get("t1") is not None for p in r.phases)]
-    if not rows:
+def timing(results: Sequence["PointResult"], panels: Sequence["Panel"], path: Path) -> str:
+    """Per 2-D panel: the median t3 (neuron b detects v2, trained head) against the first axis,
+    one line per value of the second; marker area = share of seeds in which t3 was found."""
+    two_d = [p for p in panels if sum(len(v) > 1 for v in p.axes.values()) == 2]
+    if not two_d:
         return ""
-    panels = sorted({r.panel for r in rows})
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
-    for ax, name in zip(axes[0], panels):
-        rs = [r for r in rows if r.panel == name]
-        axis = next(iter(rs[0].point))
-        others = [k for k in rs[0].point if k != axis]
-        for r in rs:
-            for k, mk in (("t1", "o"), ("t2", "s"), ("t3", "^"), ("t4", "D")):
-                ts = [p[k] for p in r.phases if p.get(k) is not None]
-                if ts:
-                    ax.scatter(r.point[axis], np.median(ts), marker=mk, s=12 + 30 * len(ts) / len(r.phases),
-                               c={"t1": "#444", "t2": "#b4321f", "t3": "#f0a03c", "t4": "#2a8a3a"}[k],
-                               alpha=0.7, label=k if r is rs[0] else None)
+    fig, axes = plt.subplots(1, len(two_d), figsize=(5 * len(two_d), 3.8), squeeze=False)
+    cmap = plt.get_cmap("viridis")
+    for ax, panel in zip(axes[0], two_d):
+        (xa, xs), (ya, ys) = [(a, v) for a, v in panel.axes.items() if len(v) > 1][:2]
+        for k, yv in enumerate(ys):
+            pts = []
+            for r in results:
+                if r.panel == panel.name and r.point.get(ya) == yv:
+                    ts = [p["t3"] for p in r.phases if p.get("t3") is not None]
+                    if ts:
+                        pts.append((r.point[xa], float(np.median(ts)), len(ts) / len(r.phases)))
+            if pts:
+                pts.sort()
+                x, t, share = zip(*pts)
+                c = cmap(k / max(len(ys) - 1, 1))
+                ax.plot(x, t, "-", c=c, lw=1, label=f"{ya} {yv:g}")
+                ax.scatter(x, t, s=[10 + 80 * v for v in share], color=c)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel(axis + (f" (all {', '.join(others)})" if others else ""), fontsize=8)
-        ax.set_ylabel("median step (marker size: share of seeds)")
-        ax.set_title(name, fontsize=9)
+        ax.set_xticks(list(xs), [f"{v:g}" for v in xs])
+        ax.set_xlabel(xa)
+        ax.set_ylabel("median t3 (steps)")
+        ax.set_title(panel.name, fontsize=9)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle("When the phases happen (trained head)", fontsize=10)
+        ax.legend(fontsize=6)
+    fig.suptitle("When neuron b learns v2 with the trained head (t3); marker area: share of seeds where it does",
+                 fontsize=10)
     return save_figure(fig, path, dpi=100)
