@@ -43,7 +43,7 @@ RANGE: dict[str, dict[str, Any]] = {
     "alpha1/alpha2 = 2": {"alpha2": 1.5},
     "2x steps": {"steps": 20000, "log_every": 100},
 }
-QUICK = PRIMARY.with_(d=12, patches=12, feature_patches=3, steps=2000, batch=64, lr=0.05, lr_head=0.005,
+QUICK = PRIMARY.with_(d=12, patches=12, feature_patches=3, steps=1000, batch=64, lr=0.05, lr_head=0.005,
                       log_every=25)
 QUICK_RANGE: dict[str, dict[str, Any]] = {"primary": {}}
 

@@ -321,6 +321,9 @@ def regime_verdicts(primary: WenLiConfig, out: Path, seeds: int, quick: bool,
                 extra={"region": dec["region"]}),
         Verdict(REGIME_CLAIMS["regime-mechanism"], values=[1.0 if f else 0.0 for f in both],
                 holds=dec["b_holds"], figures=mech_fig,
+                extra={"per_seed": [{"panel": r.panel, "point": r.point, "phases": r.phases, "accel": r.accel,
+                                     "one_each": r.flags["one_each"], "fixed_all_v1": r.flags["fixed_all_v1"]}
+                                    for r in region]},
                 detail=(f"rise and fall {dec['b_rise_fall']:.2f}, four phases in order {dec['b_ordered']:.2f} "
                         f"of {len(both)} region seeds" if region else "not tested: no region")),
         Verdict(REGIME_CLAIMS["regime-acceleration"], values=[1.0 if f else 0.0 for f in faster],
