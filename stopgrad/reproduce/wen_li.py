@@ -18,7 +18,10 @@ import torch
 from stopgrad.reproduce.base import Claim, ClaimSet, Verdict, fraction, register_claim_set
 from stopgrad.theory.wen_li import Trajectory, WenLiConfig, simulate
 from stopgrad.theory.wen_li_grid import HEADS as GRID_HEADS
-from stopgrad.theory.wen_li_grid import simulate_grid
+from stopgrad.theory.wen_li_grid import SHARED, simulate_grid
+
+#: What settings of one grid must share besides their length (read from a longer run with ``until``).
+GRID_SHAPES = tuple(f for f in SHARED if f not in ("steps", "log_every"))
 
 # --- criteria, fixed before the runs ------------------------------------------------------------
 DETECT = 0.5  # neuron j "detects" v_l when |cos(w_j, v_l)| >= DETECT and exceeds its cos with the other feature
@@ -181,7 +184,7 @@ def simulate_range(base: WenLiConfig, settings_range: dict[str, dict[str, Any]],
     cfgs = {name: base.with_(**change) for name, change in settings_range.items()}
     groups: dict[tuple, list[str]] = {}
     for name, c in cfgs.items():
-        groups.setdefault(tuple(getattr(c, f) for f in ("d", "patches", "m", "batch")), []).append(name)
+        groups.setdefault(tuple(getattr(c, f) for f in GRID_SHAPES), []).append(name)
     results: dict[str, dict[str, Trajectory]] = {}
     for names in groups.values():
         longest = max(cfgs[n].steps for n in names)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from stopgrad.reproduce.base import Claim, Verdict
+from stopgrad.reproduce.base import Claim, Verdict, fraction, mean_of
 from stopgrad.reproduce.wen_li import MIN_FRACTION, outcome
 from stopgrad.theory.wen_li import WenLiConfig
 from stopgrad.theory.wen_li_grid import SHARED, GridTrajectory, simulate_grid
@@ -178,8 +178,9 @@ class PointResult:
                 "median_accel_ratio": _median(accel)}
 
 
-def _mean(xs: Sequence[bool]) -> float:
-    return sum(map(bool, xs)) / len(xs) if xs else float("nan")
+def _mean(flags: Sequence[bool]) -> float:
+    """Fraction of true flags (nan for none)."""
+    return mean_of(fraction(flags))
 
 
 def _median(xs: Sequence[float]) -> float | None:
@@ -240,7 +241,8 @@ def decide(results: Sequence[PointResult]) -> dict[str, Any]:
     matched = [a for r in region for a in r.accel if a["faster"] is not None]
     ratios = [a["ratio"] for a in matched if a["ratio"] is not None]
     b_frac = min(_mean(pooled["rise_fall"]), _mean(pooled["ordered"])) if region else float("nan")
-    c_frac = _mean([a["faster"] for a in matched]) if matched else float("nan")
+    c_flags = [bool(a["faster"]) for a in matched]
+    c_frac = _mean(c_flags) if matched else float("nan")
     return {
         "region": [{"panel": r.panel, **r.point, "trained_one_each": r.trained_one_each,
                     "fixed_all_v1": r.fixed_all_v1} for r in region],
@@ -252,6 +254,7 @@ def decide(results: Sequence[PointResult]) -> dict[str, Any]:
         "c_fraction_faster": c_frac if matched else None, "c_seeds_matched": len(matched),
         "c_median_ratio": _median(ratios),
         "c_holds": bool(matched) and c_frac >= MECHANISM_FRACTION,
+        "b_flags": [a and b for a, b in zip(pooled["rise_fall"], pooled["ordered"])], "c_flags": c_flags,
     }
 
 
@@ -305,9 +308,7 @@ def regime_verdicts(primary: WenLiConfig, out: Path, seeds: int, quick: bool,
         gt, g = _locate(best, pans, grids)
         figs["mechanism"] = plots.mechanism(gt, g, best, out / "regime_mechanism.png")
     region = [r for r in results if r.in_region]
-    pooled = {k: [f for r in region for f in r.flags[k]] for k in ("rise_fall", "ordered")}
-    both = [a and b for a, b in zip(pooled["rise_fall"], pooled["ordered"])]
-    faster = [bool(a["faster"]) for r in region for a in r.accel if a["faster"] is not None]
+    both, faster = dec["b_flags"], dec["c_flags"]
     where = "; ".join(f"{r.panel}: " + ", ".join(f"{k} {v:g}" for k, v in r.point.items()) for r in region)
     a_best = dec["a_best"]
     mech_fig = [figs.get("mechanism") or figs["phase_diagram"]]
