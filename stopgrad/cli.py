@@ -118,7 +118,11 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--plain", action="store_true", help="the YAML alone, without the comments")
     c.set_defaults(func=cmd_config)
     sub.add_parser("methods", help="list registered methods").set_defaults(func=cmd_methods)
-    sub.add_parser("presets", help="list config presets").set_defaults(func=cmd_presets)
+    ps = sub.add_parser("presets", help="list config presets, each with its source; --cost adds GPU hours")
+    ps.add_argument("prefix", nargs="?", default="", help="only presets whose name starts with this (e.g. cifar10/)")
+    ps.add_argument("--cost", action="store_true",
+                    help="FLOPs per step and GPU hours per epoch and schedule (an estimate from FLOPs unless measured)")
+    ps.set_defaults(func=cmd_presets)
     return p
 
 

@@ -199,9 +199,35 @@ def cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+SHARED_PRESETS = ("base", "predictor-family")  # settings the method presets share; no run of their own
+
+
 def cmd_presets(args: argparse.Namespace) -> int:
-    for name in list_presets():
-        print(name)
+    from stopgrad.presets import describe
+
+    names = [n for n in list_presets() if n.startswith(getattr(args, "prefix", "") or "")]
+    if not names:
+        raise StopgradError(f"no preset starts with {args.prefix!r}; `stopgrad presets` lists them all")
+    width = max(len(n) for n in names)
+    if not getattr(args, "cost", False):
+        for name in names:
+            print(f"{name:<{width}}  {describe(name)}")
+        return 0
+    from stopgrad.cost import REFERENCE_GPU, preset_cost
+
+    print(f"{'preset':<{width}}  {'method':<10} {'backbone':<9} {'epochs':>6} {'GFLOP/step':>10} "
+          f"{'GPU-min/epoch':>13} {'GPU-h':>7}")
+    sources = set()
+    for name in names:
+        if name.rsplit("/", 1)[-1] in SHARED_PRESETS:
+            continue
+        cfg = resolve(name)
+        c = preset_cost(cfg, name)
+        sources.add(c.source)
+        print(f"{name:<{width}}  {cfg.method_name:<10} {cfg.model.backbone:<9} {c.epochs:>6g} {c.gflop_per_step:>10.0f} "
+              f"{60 * c.gpu_hours_per_epoch:>13.2f} {c.gpu_hours:>7.2f}")
+    print(f"GPU hours: {'; '.join(sorted(sources))}. Measured on no GPU yet; data loading is not counted "
+          f"(real runs are slower). Rate assumed: {REFERENCE_GPU.tflops:.0f} TFLOP/s.")
     return 0
 
 

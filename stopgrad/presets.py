@@ -58,6 +58,13 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: not a text file ({e.reason}); fix or delete the file") from e
 
 
+def describe(name: str, width: int = 120) -> str:
+    """A preset's one-line description: the first line of its leading comment (cut at `width`)."""
+    first = (CONFIG_DIR / f"{name}.yaml").read_text().splitlines()[:1]
+    text = first[0].lstrip("#").strip() if first and first[0].startswith("#") else ""
+    return text if len(text) <= width else text[: width - 3].rstrip() + "..."
+
+
 def load_preset(name: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
     """Read ``configs/<name>.yaml`` (or a path to a YAML file); ``defaults:`` lists parents."""
     if not isinstance(name, str) or not name:

@@ -13,3 +13,7 @@ from stopgrad.reproduce import wen_li  # noqa: E402,F401  (registers wen-li-2022
 from stopgrad.reproduce import jha  # noqa: E402,F401  (registers jha-2023)
 from stopgrad.reproduce import jha_fmnist  # noqa: E402,F401  (registers jha-2023-fmnist)
 from stopgrad.reproduce import wang  # noqa: E402,F401  (registers wang-2021)
+from stopgrad.reproduce import wen_li_fmnist  # noqa: E402,F401  (registers wen-li-2022-fmnist)
+from stopgrad.reproduce import wang_real  # noqa: E402,F401  (registers wang-2021-real)
+from stopgrad.reproduce import wen_li_real  # noqa: E402,F401  (registers wen-li-2022-real)
+from stopgrad.reproduce import jha_real  # noqa: E402,F401  (registers jha-2023-real)
