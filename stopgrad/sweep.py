@@ -120,6 +120,17 @@ def run_grid(grid: Sequence[Cell], jobs: int = 2, threads: int = 1, log=lambda s
     return failed
 
 
+def run_variants(variants: Sequence[Variant], seeds: Iterable[int], root: Path, jobs: int = 2, threads: int = 1,
+                 log=lambda s: print(s, flush=True)) -> dict[str, dict[str, Any]]:
+    """Run (or resume) a claim set's grid under ``root`` and return :func:`aggregate` of it; a failed
+    cell raises, naming its log, once every other cell has run."""
+    failed = run_grid(cells(variants, seeds, root), jobs=jobs, threads=threads, log=log)
+    if failed:
+        raise RuntimeError(f"{len(failed)} runs failed, e.g. {failed[0].run_dir}; see its .log file "
+                           f"(rerun the same command to resume the grid)")
+    return aggregate(root)
+
+
 def collect(run_dir: Path) -> dict[str, Any]:
     """Final values of one run: its ``summary.json`` keys and the last value of each metric."""
     run_dir = Path(run_dir)

@@ -29,7 +29,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from stopgrad.reproduce.base import Claim, ClaimSet, Verdict, fraction, register_claim_set  # noqa: E402
 from stopgrad.reproduce.report import save_figure  # noqa: E402
-from stopgrad.sweep import Variant, aggregate, cells, collect, run_grid  # noqa: E402
+from stopgrad.sweep import Variant, collect, run_variants  # noqa: E402
 
 # --- criteria, fixed before the runs ------------------------------------------------------------
 COLLAPSE_FRACTION = 0.5  # "1% collapses": the collapse alarm fires in at least half of the seeds
@@ -82,10 +82,7 @@ CLAIMS = {
 def run(out: Path, seeds: int, quick: bool, log: Callable[[str], None] = print) -> tuple[list[Verdict], dict]:
     root = out / "runs"
     vs = variants(quick)
-    failed = run_grid(cells(vs, range(seeds), root), jobs=2, threads=1, log=log)
-    if failed:
-        raise RuntimeError(f"{len(failed)} runs failed, e.g. {failed[0].run_dir}; see its .log file")
-    table = aggregate(root)
+    table = run_variants(vs, range(seeds), root, jobs=2, threads=1, log=log)
     per_seed = {v.name: [collect(root / v.name / f"seed{s}") for s in range(seeds)] for v in vs}
 
     def mean(name: str, key: str) -> float:

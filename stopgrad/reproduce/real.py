@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 from stopgrad.config import resolve
 from stopgrad.cost import preset_cost
 from stopgrad.reproduce.base import Claim, ClaimSet, Verdict, register_claim_set
-from stopgrad.sweep import Variant, aggregate, cells, collect, run_grid
+from stopgrad.sweep import Variant, collect, run_variants
 
 QUICK_EXTRA = ("train.steps=2", "data.batch_size=4", "model.width=0.125", "data.verify=false",
                "data.download=false", "train.ckpt_every=1000", "eval.knn_every=0",
@@ -63,16 +63,16 @@ def quick_variants(vs: Sequence[Variant]) -> list[Variant]:
     return [Variant(v.name, v.preset, v.overrides + extra(v)) for v in vs]
 
 
-def plan(rcs: RealClaimSet, seeds: int, quick: bool) -> dict[str, Any]:
+def plan(rcs: RealClaimSet, seeds: int) -> dict[str, Any]:
     """What the full grid needs: per folder the data, the runs and their estimated GPU hours."""
     out: dict[str, Any] = {}
     for folder in rcs.folders:
         vs = rcs.variants(folder)
         cfgs = [resolve(v.preset, list(v.overrides)) for v in vs]
-        hours = sum(preset_cost(c, v.preset).gpu_hours for c, v in zip(cfgs, vs)) * seeds
+        costs = [preset_cost(c, v.preset) for c, v in zip(cfgs, vs)]
         out[folder] = {"dataset": cfgs[0].data.dataset, "data": DATA_NEEDED.get(cfgs[0].data.dataset, ""),
-                       "runs": len(vs) * seeds, "gpu_hours": round(hours, 2),
-                       "gpu_hours_source": preset_cost(cfgs[0], vs[0].preset).source}
+                       "runs": len(vs) * seeds, "gpu_hours": round(sum(c.gpu_hours for c in costs) * seeds, 2),
+                       "gpu_hours_source": "; ".join(sorted({c.source for c in costs}))}
     return out
 
 
@@ -108,7 +108,7 @@ def data_overrides() -> tuple[str, ...]:
 
 def make_run(rcs: RealClaimSet) -> Callable[..., tuple[list[Verdict], dict]]:
     def run(out: Path, seeds: int, quick: bool, log: Callable[[str], None] = print) -> tuple[list[Verdict], dict]:
-        costs = plan(rcs, seeds, quick)
+        costs = plan(rcs, seeds)
         for folder, c in costs.items():
             log(f"{rcs.name}: {folder}: {c['runs']} runs, {c['gpu_hours']} GPU hours ({c['gpu_hours_source']}); "
                 f"needs {c['data']}")
@@ -124,11 +124,7 @@ def make_run(rcs: RealClaimSet) -> Callable[..., tuple[list[Verdict], dict]]:
         for folder, vs in grids.items():
             root = out / "runs" / folder
             jobs, threads = (2, 1) if quick else (1, 2)  # a full grid: one run at a time on the one GPU
-            failed = run_grid(cells(vs, range(seeds), root), jobs=jobs, threads=threads, log=log)
-            if failed:
-                raise RuntimeError(f"{len(failed)} runs failed, e.g. {failed[0].run_dir}; see its .log file "
-                                   f"(rerun the same command to resume the grid)")
-            table = aggregate(root)
+            table = run_variants(vs, range(seeds), root, jobs=jobs, threads=threads, log=log)
             per_seed = {v.name: [{**collect(root / v.name / f"seed{s}"), "run_dir": root / v.name / f"seed{s}"}
                                  for s in range(seeds)] for v in vs}
             tables[folder] = table
