@@ -85,14 +85,21 @@ def build(name: str, tmp: str, extra: list[str]):
     return setup(cfg)
 
 
-def time_steps(run, steps: int) -> tuple[float, float]:
-    """(median seconds per step, FLOPs of one step) of stopgrad's own step on resident data."""
+# profiler event -> the flop counter's operator whose FLOPs it performs (convolutions and matmuls)
+FLOP_OPS = {"aten::mkldnn_convolution": "convolution", "aten::convolution_backward": "convolution_backward",
+            "aten::mm": "mm", "aten::addmm": "addmm", "aten::bmm": "bmm"}
+
+
+def time_steps(run, steps: int) -> tuple[float, float, dict[str, int]]:
+    """(median seconds per step, FLOPs of one step, FLOPs by operator) of stopgrad's own step on
+    resident data."""
     batch = run.train_set.images[: run.cfg.data.batch_size].to(run.device)
     for i in range(2):
         train_step(run, i, batch)
     with FlopCounterMode(display=False) as counter:
         train_step(run, 2, batch)
     flops = counter.get_total_flops()
+    by_op = {str(op).split(".")[1]: n for op, n in counter.get_flop_counts().get("Global", {}).items()}  # aten.mm
     times = []
     for i in range(steps):
         sync(run.device)
@@ -100,7 +107,7 @@ def time_steps(run, steps: int) -> tuple[float, float]:
         train_step(run, 3 + i, batch)
         sync(run.device)
         times.append(time.perf_counter() - t0)
-    return statistics.median(times), flops
+    return statistics.median(times), flops, by_op
 
 
 # ------------------------------------------------------------------------- the common recipe
@@ -169,7 +176,9 @@ def common_recipe(run, steps: int, workers: int = 2) -> float:
     return 2 * run.cfg.data.batch_size / statistics.median(times)
 
 
-def profile_step(run, top: int = 12) -> list[dict]:
+def profile_step(run, flops_by_op: dict[str, int], top: int = 12) -> list[dict]:
+    """The top operators of one step by self time; for convolutions and matmuls, the FLOP rate from
+    the flop counter's FLOPs of that operator over its self time."""
     from torch.profiler import ProfilerActivity, profile
 
     batch = run.train_set.images[: run.cfg.data.batch_size].to(run.device)
@@ -181,7 +190,8 @@ def profile_step(run, top: int = 12) -> list[dict]:
     total = sum(e.self_cpu_time_total for e in events) or 1
     rows = []
     for e in sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]:
-        rate = e.flops / (e.cpu_time_total * 1e-6) / 1e12 if e.flops and e.cpu_time_total else None
+        op_flops = flops_by_op.get(FLOP_OPS.get(e.key, ""), 0)
+        rate = op_flops / (e.self_cpu_time_total * 1e-6) / 1e12 if op_flops and e.self_cpu_time_total else None
         rows.append({"op": e.key, "share": e.self_cpu_time_total / total, "ms": e.self_cpu_time_total / 1e3,
                      "tflops": rate})
     return rows
@@ -211,7 +221,7 @@ def main() -> None:
     for name in args.only or CONFIGS:
         with tempfile.TemporaryDirectory() as tmp:
             run = build(name, tmp, [f"train.precision={args.precision}"])
-            seconds, flops = time_steps(run, args.steps)
+            seconds, flops, by_op = time_steps(run, args.steps)
             views = run.cfg.data.batch_size * (run.cfg.data.n_views + run.cfg.data.local_views)
             rate = flops / seconds / 1e12
             row = {"views_per_s": views / seconds, "step_s": seconds, "gflop_per_view": flops / views / 1e9,
@@ -219,7 +229,7 @@ def main() -> None:
             if not args.no_baseline:
                 row["common_recipe_views_per_s"] = common_recipe(build(name, tmp, ["train.precision=fp32"]), args.steps)
             if args.profile:
-                row["profile"] = profile_step(run)
+                row["profile"] = profile_step(run, by_op)
         base = row.get("common_recipe_views_per_s")
         print(f"{name:<20} {row['views_per_s']:>8.1f} {row['gflop_per_view']:>10.3f} {rate:>8.3f} "
               f"{100 * row['roofline_fraction']:>8.1f}% {base or float('nan'):>14.1f} "

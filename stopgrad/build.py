@@ -48,9 +48,12 @@ class Run:
     warmup_steps: int
     monitor: Monitor | None = None
     step: int = 0
-    elapsed_s: float = 0.0
+    elapsed_s: float = 0.0  # training time, without the online kNN (knn_online_s)
+    knn_online_s: float = 0.0
     last_loss: float = float("nan")
     knn_history: list[dict[str, float]] = field(default_factory=list)
+    # frozen features of the current step, shared by the final kNN and linear probe (stopgrad.run_evaluation)
+    feature_cache: dict[tuple[Any, ...], torch.Tensor] = field(default_factory=dict, repr=False)
 
 
 def seed_all(seed: int, deterministic: bool) -> None:

@@ -30,7 +30,7 @@ def checkpoint_state(run: Run) -> dict[str, Any]:
     each log so a resume cuts off exactly the rows written after this point."""
     return {"step": run.step, "model": run.method.state_dict(), "optimizer": run.optimizer.state_dict(),
             "scaler": run.scaler.state_dict() if run.scaler else None, "config": run.cfg.to_dict(),
-            "elapsed_s": run.elapsed_s, "last_loss": run.last_loss, "knn_history": run.knn_history,
+            "elapsed_s": run.elapsed_s, "knn_online_s": run.knn_online_s, "last_loss": run.last_loss, "knn_history": run.knn_history,
             "total_steps": run.total_steps, "logs": rundir.log_sizes(run.run_dir),
             "monitor": {"cost_s": run.monitor.cost_s, "alarmed": run.monitor.alarmed, "strikes": run.monitor.strikes}}
 
@@ -61,6 +61,7 @@ def restore(run: Run, state: dict[str, Any], path: Path | str = "checkpoint") ->
                                       f"parameter of shape {tuple(param.shape)}; it belongs to another config")
     try:
         run.step, run.elapsed_s = int(state["step"]), float(state.get("elapsed_s", 0.0))
+        run.knn_online_s = float(state.get("knn_online_s", 0.0))
         run.last_loss = float(state.get("last_loss", float("nan")))
         run.knn_history = [dict(row) for row in state.get("knn_history", [])]
         mon = dict(state.get("monitor", {}))

@@ -177,7 +177,9 @@ def fit(run: Run) -> dict[str, Any]:
                 t_window, n_window = time.perf_counter(), 0
             bar.update(1)
             if knn_every and run.step % knn_every == 0 and run.step < run.total_steps and main:
+                t_knn = time.perf_counter()
                 acc = evaluate_knn(run, cfg.eval.knn_train_limit, point="knn.online")
+                run.knn_online_s += time.perf_counter() - t_knn
                 if acc is not None:
                     # the online kNN (a training subset) is its own series, never one line with the final one
                     row = {"step": run.step, "epoch": run.step / run.steps_per_epoch, "knn_online_top1": acc,
@@ -213,7 +215,9 @@ def finish(run: Run, last_loss: float) -> dict[str, Any]:
         dist.barrier()
         return {}
     cfg = run.cfg
+    t0 = time.perf_counter()
     knn = evaluate_knn(run)
+    knn_s = time.perf_counter() - t0
     if knn is not None:
         rundir.append_metrics(run.run_dir, {"step": run.step, "epoch": run.step / run.steps_per_epoch,
                                             "knn_top1": knn, "final": True,
@@ -222,18 +226,24 @@ def finish(run: Run, last_loss: float) -> dict[str, Any]:
         "method": cfg.method_name, "dataset": cfg.data.dataset, "preset": cfg.preset,
         "backbone": cfg.model.backbone, "epochs": round(run.step / run.steps_per_epoch, 3), "steps": run.step,
         "batch_size": cfg.data.batch_size, "final_loss": last_loss, "knn_top1": knn,
-        "knn": {"k": cfg.eval.knn_k, "t": cfg.eval.knn_t}, "wall_s": round(run.elapsed_s, 2),
+        "knn": {"k": cfg.eval.knn_k, "t": cfg.eval.knn_t}, "knn_s": round(knn_s, 2), "wall_s": round(run.elapsed_s, 2),
         "images_per_s": round(run.step * cfg.data.batch_size / max(run.elapsed_s, 1e-9), 1),
         "device": str(run.device), "precision": run.precision, "world_size": dist.world_size(),
         "per_process_batch": cfg.data.batch_size // dist.world_size(), "peak_lr": run.peak_lr,
         "sync_bn": bool(dist.world_size() > 1 and cfg.train.sync_bn),
         "diag_s": round(run.monitor.cost_s, 3), "diag_fraction": round(run.monitor.cost_s / max(run.elapsed_s, 1e-9), 4),
+        "knn_online_s": round(run.knn_online_s, 2),
+        "knn_online_fraction": round(run.knn_online_s / max(run.elapsed_s, 1e-9), 4),
         "collapse_alarm": run.monitor.alarmed,
         "run_dir": str(run.run_dir),
     }
     summary["eval_split"] = run.test_set.split if run.test_set is not None else None
     if cfg.eval.linear:
+        t0 = time.perf_counter()
         summary.update(evaluate_linear(run) or {"linear_top1": None})
+        summary["linear_s"] = round(time.perf_counter() - t0, 2)  # without the features the kNN extracted
+    run.feature_cache.clear()
+    summary["eval_fraction"] = round((knn_s + summary.get("linear_s", 0.0)) / max(run.elapsed_s, 1e-9), 4)
     rundir.write_summary(run.run_dir, summary)
     dist.barrier()
     return rundir.read_summary(run.run_dir)

@@ -45,6 +45,18 @@ def test_penalty_follows_the_data_not_a_constant():
     assert many.val_top1[f"{many.l2:g}"] == max(many.val_top1.values())
 
 
+def test_penalty_path_stops_after_patience_worse_penalties():
+    x, y = gaussian_task(360, 200, 0.3, 2)  # a strong penalty wins: the weaker ones score lower
+    full = linear_protocol(x[:300], y[:300], x[300:], y[300:], patience=None)
+    short = linear_protocol(x[:300], y[:300], x[300:], y[300:], patience=1)
+    assert full.extra["searched"] == full.grid and len(short.extra["searched"]) < len(short.grid)
+    scores = [short.val_top1[f"{v:g}"] for v in short.extra["searched"]]
+    assert scores[-1] < max(scores[:-1]) and all(a <= b for a, b in zip(scores[:-2], scores[1:-1]))
+    assert short.l2 == full.l2 and short.top1 == full.top1  # the same choice, found with fewer fits
+    with pytest.raises(ValueError, match="patience=0"):
+        linear_protocol(x[:300], y[:300], x[300:], y[300:], patience=0)
+
+
 def test_record_names_protocol_split_and_choice():
     x, y = gaussian_task(1200, 8, 0.1, 4)
     res = linear_protocol(x[:1200], y[:1200], x[:100], y[:100], grid=(1e-1, 1e-3), val_fraction=0.25)
@@ -83,6 +95,23 @@ def test_online_and_final_knn_are_two_series(tiny, tmp_path):
     assert not any("knn_top1" in r and not r.get("final") for r in rows)  # never under the final's name
     assert summary["linear"]["l2"] in summary["linear"]["grid"] and summary["eval_split"] == "test"
     assert "knn_top1.png" in {p.name for p in plot_runs([d], tmp_path / "plots")}
+
+
+def test_final_evaluation_extracts_features_once_and_records_its_cost(tiny, monkeypatch):
+    """The final kNN and the linear probe share one extraction per split; the online kNN keeps none."""
+    from stopgrad import run_evaluation
+
+    calls, real = [], run_evaluation.features
+    monkeypatch.setattr(run_evaluation, "features", lambda run, images: calls.append((run.step, len(images)))
+                        or real(run, images))
+    summary = train(resolve(None, tiny(**{"train.steps": 20, "eval.knn_every": 0.5, "eval.knn_train_limit": 200,
+                                          "eval.linear": True, "method.heads": "small"})))
+    # online kNN at steps 8 and 16 (its own bank of 200, 200 test images), then the final evaluation once
+    assert calls == [(8, 200), (8, 200), (16, 200), (16, 200), (20, 500), (20, 200)], calls
+    assert summary["knn_s"] > 0 and summary["linear_s"] > 0 and summary["knn_online_s"] > 0
+    assert summary["knn_online_fraction"] == pytest.approx(summary["knn_online_s"] / summary["wall_s"], rel=0.05)
+    assert summary["eval_fraction"] == pytest.approx((summary["knn_s"] + summary["linear_s"]) / summary["wall_s"],
+                                                     rel=0.05, abs=1e-3)
 
 
 def test_eval_pixels_and_random_init_baselines(tiny, capsys):
