@@ -1,6 +1,7 @@
 """The linear-probe protocol (L2 chosen on held-out training data, refit, test once), the held-out
 evaluation split, the online/final kNN rows, and the supervised reference."""
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -95,6 +96,14 @@ def test_online_and_final_knn_are_two_series(tiny, tmp_path):
     assert not any("knn_top1" in r and not r.get("final") for r in rows)  # never under the final's name
     assert summary["linear"]["l2"] in summary["linear"]["grid"] and summary["eval_split"] == "test"
     assert "knn_top1.png" in {p.name for p in plot_runs([d], tmp_path / "plots")}
+    # benchmarks/accuracy_vs_minutes.py puts each online point at its share of the training wall time
+    spec = importlib.util.spec_from_file_location("avm", Path(__file__).parents[1] / "benchmarks/accuracy_vs_minutes.py")
+    avm = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(avm)
+    pts, last = avm.points(d)
+    minutes = summary["wall_s"] / 60
+    assert [round(m / minutes * 30) for m, _ in pts] == [10, 20] and last == (minutes, summary["knn_top1"])
+    assert [a for _, a in pts] == [r["knn_online_top1"] for r in online]
 
 
 def test_final_evaluation_extracts_features_once_and_records_its_cost(tiny, monkeypatch):
