@@ -28,9 +28,13 @@ from stopgrad.cost import preset_cost
 from stopgrad.reproduce.base import Claim, ClaimSet, Verdict, register_claim_set
 from stopgrad.sweep import Variant, collect, run_variants
 
+# train.channels_last=false: torch 2.13's CPU backward of a width-0.125 ResNet-18 with the ImageNet stem
+# (an 8-channel stem) at 224 px in channels_last crashes (SIGSEGV in libtorch_cpu) on a Xeon with AMX;
+# contiguous tensors run. Measured 2026-12-02; the real presets' full widths are not affected.
 QUICK_EXTRA = ("train.steps=2", "data.batch_size=4", "model.width=0.125", "data.verify=false",
                "data.download=false", "train.ckpt_every=1000", "eval.knn_every=0",
-               "eval.knn_k=3", "eval.linear=false", "train.diag_every=1", "train.precision=fp32")
+               "eval.knn_k=3", "eval.linear=false", "train.diag_every=1", "train.precision=fp32",
+               "train.channels_last=false")
 DATA_NEEDED = {
     "cifar10": "cifar-10-python.tar.gz (170 MB; downloaded with data.download=true)",
     "cifar100": "cifar-100-python.tar.gz (161 MB; downloaded with data.download=true)",
