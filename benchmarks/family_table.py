@@ -18,17 +18,19 @@ from pathlib import Path
 from stopgrad.config import resolve
 from stopgrad.sweep import Variant, aggregate, bar_figure, cells, markdown, run_grid
 
-E4, E3 = "train.epochs=4", "train.epochs=3"
+# the views its documented results were measured with; the presets moved to 28-gray-strong after them
+VIEWS = "data.views=28-gray"
+E4, E3 = ("train.epochs=4", VIEWS), ("train.epochs=3", VIEWS)
 VARIANTS = [
-    Variant("simclr", "fashion-mnist/simclr", (E4,)),
-    Variant("barlow", "fashion-mnist/barlow", (E4,)),
-    Variant("barlow-no-offdiag", "fashion-mnist/barlow", (E4, "method.off_diagonal=false")),
-    Variant("swav", "fashion-mnist/swav", (E4,)),
-    Variant("swav-fixed-prototypes", "fashion-mnist/swav", (E4, "method.learnable_prototypes=false")),
-    Variant("dino", "fashion-mnist/dino", (E3,)),
-    Variant("dino-no-centering", "fashion-mnist/dino", (E3, "method.centering=false")),
-    Variant("simsiam", "fashion-mnist/simsiam", (E4,)),
-    Variant("byol", "fashion-mnist/byol", (E3,)),
+    Variant("simclr", "fashion-mnist/simclr", E4),
+    Variant("barlow", "fashion-mnist/barlow", E4),
+    Variant("barlow-no-offdiag", "fashion-mnist/barlow", (*E4, "method.off_diagonal=false")),
+    Variant("swav", "fashion-mnist/swav", E4),
+    Variant("swav-fixed-prototypes", "fashion-mnist/swav", (*E4, "method.learnable_prototypes=false")),
+    Variant("dino", "fashion-mnist/dino", E3),
+    Variant("dino-no-centering", "fashion-mnist/dino", (*E3, "method.centering=false")),
+    Variant("simsiam", "fashion-mnist/simsiam", E4),
+    Variant("byol", "fashion-mnist/byol", E3),
 ]
 
 

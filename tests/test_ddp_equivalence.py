@@ -40,9 +40,12 @@ LOOSE = {"directpred": 1e-3}
 # per-dimension standardisation over a batch of 16 magnifies feature differences), with parameters
 # within 1.8e-3. There the loss tolerance is 1e-4 and Barlow Twins' gradient, parameter and
 # diagnostics tolerances are those figures with margin; everything else is checked as strictly.
+# The loss itself moves by the same rounding on AVX-512 CPUs too: on a 2-core Xeon with AMX,
+# SimSiam's loss differed by 2.0e-5 (its gradients by 5e-6, its parameters by 2.4e-7), so the loss
+# tolerance is 1e-4 everywhere; the gradient, parameter and diagnostics checks stay as strict.
 AVX512 = "avx512f" in precision.cpu_flags()
 NOISY = {} if AVX512 else {"barlow": {"grad": 0.3, "state": 5e-3, "diag": 1e-3}}
-LOSS_TOL = 1e-5 if AVX512 else 1e-4
+LOSS_TOL = 1e-4
 
 
 def launch(out: Path, world: int, names: list[str], *extra: str, port: int = 29561) -> None:

@@ -46,7 +46,8 @@ def variants(quick: bool) -> list[Variant]:
           for n, m in PRED_LR.items()]
     vs += [Variant(n, "fashion-mnist/byol", (f"method.ema=[{m},{m}]", f"train.epochs={BYOL_EPOCHS}"))
            for n, m in EMA.items()]
-    common = ("eval.knn_every=0", "eval.linear=true") + (QUICK_EXTRA if quick else ())
+    # data.views=28-gray: the views of its documented run; the presets moved to 28-gray-strong after it
+    common = ("data.views=28-gray", "eval.knn_every=0", "eval.linear=true") + (QUICK_EXTRA if quick else ())
     return [Variant(v.name, v.preset, v.overrides + common) for v in vs]
 
 
