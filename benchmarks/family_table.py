@@ -16,10 +16,9 @@ import json
 from pathlib import Path
 
 from stopgrad.config import resolve
-from stopgrad.sweep import Variant, aggregate, bar_figure, cells, markdown, run_grid
+from stopgrad.sweep import PUBLISHED_FMNIST_VIEWS, Variant, aggregate, bar_figure, cells, markdown, run_grid
 
-# the views its documented results were measured with; the presets moved to 28-gray-strong after them
-VIEWS = "data.views=28-gray"
+VIEWS = PUBLISHED_FMNIST_VIEWS
 E4, E3 = ("train.epochs=4", VIEWS), ("train.epochs=3", VIEWS)
 VARIANTS = [
     Variant("simclr", "fashion-mnist/simclr", E4),

@@ -19,11 +19,10 @@ import json
 from pathlib import Path
 
 from stopgrad.config import resolve
-from stopgrad.sweep import Variant, aggregate, cells, markdown, run_grid
+from stopgrad.sweep import PUBLISHED_FMNIST_VIEWS, Variant, aggregate, cells, markdown, run_grid
 
 SIMSIAM, BYOL = "fashion-mnist/simsiam", "fashion-mnist/byol"
-# the views its documented results were measured with; the presets moved to 28-gray-strong after them
-VIEWS = "data.views=28-gray"
+VIEWS = PUBLISHED_FMNIST_VIEWS
 
 
 def views(**fields: object) -> str:

@@ -72,8 +72,7 @@ class ProbeResult:
 
 
 def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float, max_iter: int = 300,
-                 init: tuple[torch.Tensor, torch.Tensor] | None = None,
-                 tolerance_grad: float = 1e-6) -> tuple[torch.Tensor, torch.Tensor, int]:
+                 init: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Minimise ``CE(x Wᵀ + b, y) + l2/2 ‖W‖²`` (mean cross-entropy) with full-batch L-BFGS.
 
     ``x`` may be bf16 (the matmuls then run in bf16 with fp32 accumulation, the weights, loss and
@@ -83,7 +82,7 @@ def fit_logistic(x: torch.Tensor, y: torch.Tensor, num_classes: int, l2: float, 
     w = (init[0].clone() if init else torch.zeros(num_classes, x.shape[1])).requires_grad_(True)
     b = (init[1].clone() if init else torch.zeros(num_classes)).requires_grad_(True)
     opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
-                            tolerance_grad=tolerance_grad, tolerance_change=1e-10)
+                            tolerance_grad=1e-6, tolerance_change=1e-10)
 
     def closure() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
@@ -110,8 +109,7 @@ def standardise(train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor
 def linear_protocol(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.Tensor, test_y: torch.Tensor,
                     grid: Sequence[float] = L2_GRID, val_fraction: float = 1 / 6, search_iter: int = 50,
                     max_iter: int = 100, search_dtype: torch.dtype = torch.float32,
-                    progress: Callable[[str], None] | None = None, tolerance_grad: float = 1e-6,
-                    patience: int | None = 2) -> ProbeResult:
+                    progress: Callable[[str], None] | None = None, patience: int | None = 2) -> ProbeResult:
     """The protocol of the module docstring. Features are float ``(N, D)``; labels int64 in [0, C).
 
     ``patience=None`` searches the whole grid.
@@ -135,7 +133,7 @@ def linear_protocol(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.
     init, iters = None, 0
     worse = 0
     for l2 in grid:
-        w, b, k = fit_logistic(search_x, fit_y, num_classes, l2, search_iter, init, tolerance_grad)
+        w, b, k = fit_logistic(search_x, fit_y, num_classes, l2, search_iter, init)
         init, iters, fits[l2] = (w, b), iters + k, (w, b)
         scores[f"{l2:g}"] = top1(val_x, val_y, w, b)
         if progress:
@@ -146,7 +144,7 @@ def linear_protocol(train_f: torch.Tensor, train_y: torch.Tensor, test_f: torch.
     searched = [v for v in grid if f"{v:g}" in scores]
     best = max(searched, key=lambda v: (scores[f"{v:g}"], v))  # ties: the stronger penalty
     all_x, all_test = standardise(train_f, test_f)
-    w, b, k = fit_logistic(all_x, train_y, num_classes, best, max_iter, fits[best], tolerance_grad)
+    w, b, k = fit_logistic(all_x, train_y, num_classes, best, max_iter, fits[best])
     if progress:
         progress(f"refit on all {n} with l2={best:g}")
     return ProbeResult(top1=top1(all_test, test_y, w, b), train_top1=top1(all_x, train_y, w, b), l2=best,

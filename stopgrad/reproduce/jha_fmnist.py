@@ -29,7 +29,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from stopgrad.reproduce.base import Claim, ClaimSet, Verdict, fraction, register_claim_set  # noqa: E402
 from stopgrad.reproduce.report import save_figure  # noqa: E402
-from stopgrad.sweep import Variant, collect, run_variants  # noqa: E402
+from stopgrad.sweep import PUBLISHED_FMNIST_VIEWS, Variant, collect, run_variants  # noqa: E402
 
 # --- criteria, fixed before the runs ------------------------------------------------------------
 COLLAPSE_FRACTION = 0.5  # "1% collapses": the collapse alarm fires in at least half of the seeds
@@ -46,8 +46,7 @@ def variants(quick: bool) -> list[Variant]:
           for n, m in PRED_LR.items()]
     vs += [Variant(n, "fashion-mnist/byol", (f"method.ema=[{m},{m}]", f"train.epochs={BYOL_EPOCHS}"))
            for n, m in EMA.items()]
-    # data.views=28-gray: the views of its documented run; the presets moved to 28-gray-strong after it
-    common = ("data.views=28-gray", "eval.knn_every=0", "eval.linear=true") + (QUICK_EXTRA if quick else ())
+    common = (PUBLISHED_FMNIST_VIEWS, "eval.knn_every=0", "eval.linear=true") + (QUICK_EXTRA if quick else ())
     return [Variant(v.name, v.preset, v.overrides + common) for v in vs]
 
 

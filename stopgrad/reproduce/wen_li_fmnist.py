@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from stopgrad.reproduce.base import Claim, ClaimSet, Verdict, fraction, mean_of, register_claim_set  # noqa: E402
 from stopgrad.reproduce.report import save_figure  # noqa: E402
 from stopgrad.rundir import read_metrics  # noqa: E402
-from stopgrad.sweep import Variant, run_variants  # noqa: E402
+from stopgrad.sweep import PUBLISHED_FMNIST_VIEWS, Variant, run_variants  # noqa: E402
 
 # --- criteria, fixed before the runs ------------------------------------------------------------
 MIN_FRACTION = 0.8  # of seeds, as for the theory claims of wen-li-2022
@@ -43,8 +43,7 @@ TRACKED = ("diag/offdiag_norm", "diag/diag_norm", "diag/asymmetry")
 
 
 def variants(quick: bool) -> list[Variant]:
-    # data.views=28-gray: the views of its documented run; the presets moved to 28-gray-strong after it
-    common = (f"train.epochs={EPOCHS}", f"train.diag_every={DIAG_EVERY}", "data.views=28-gray", "eval.knn_every=0",
+    common = (f"train.epochs={EPOCHS}", f"train.diag_every={DIAG_EVERY}", PUBLISHED_FMNIST_VIEWS, "eval.knn_every=0",
               "eval.linear=true")
     common += QUICK_EXTRA if quick else ()
     out = []
