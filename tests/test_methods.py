@@ -49,6 +49,23 @@ def test_simsiam_loss_equals_formula():
     assert torch.allclose(out.loss, expected, atol=1e-5)
 
 
+def test_multicrop_local_crops_only_predict_the_global_views():
+    """2 global + 2 local views: the loss averages the 2 + 4 pairs (i -> global j, i != j), never a local target."""
+    torch.manual_seed(0)
+    m = make("simsiam", heads="small").eval()
+    v = views() + [torch.randn(8, 1, 14, 14), torch.randn(8, 1, 14, 14)]
+    out = m(v, 0)
+    z = [m.projector(m.backbone(x)) for x in v]
+    p = [m.predictor(zi) for zi in z]
+    cos = torch.nn.functional.cosine_similarity
+    pairs = [(0, 1), (1, 0), (2, 0), (2, 1), (3, 0), (3, 1)]
+    expected = -sum(cos(p[i], z[j]).mean() for i, j in pairs) / len(pairs)
+    assert torch.allclose(out.loss, expected, atol=1e-5)
+    # the all-pairs loss (locals as targets too) is a different number: the test can tell them apart
+    every = [(i, j) for i in range(4) for j in range(4) if i != j]
+    assert not torch.allclose(out.loss, -sum(cos(p[i], z[j]).mean() for i, j in every) / len(every), atol=1e-4)
+
+
 def test_byol_target_gets_no_gradient_and_follows_ema():
     torch.manual_seed(0)
     m = make("byol", heads="small")

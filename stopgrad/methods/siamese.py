@@ -121,6 +121,16 @@ class SiameseConfig:
         return self.pred_eps if self.pred_eps is not None else DEFAULT_PRED_EPS.get(self.predictor, 0.0)
 
 
+def global_view_count(views: list[torch.Tensor]) -> int:
+    """How many leading views share the first view's size: the global views. Multi-crop's local crops
+    (smaller, after them; Caron et al. 2020, Sec. 3.2) only predict the global views' targets, as in
+    SwAV's and DINO's multi-crop losses."""
+    n = 1
+    while n < len(views) and views[n].shape[-2:] == views[0].shape[-2:]:
+        n += 1
+    return n
+
+
 class SiameseMethod(Method):
     """Online backbone + projector + predictor, optionally an EMA target (see module docstring)."""
 
@@ -163,7 +173,7 @@ class SiameseMethod(Method):
         raise ValueError(f"method.predictor={self.cfg.predictor!r}: expected one of {PREDICTORS}")
 
     def targets(self, views: list[torch.Tensor], zs: list[torch.Tensor]) -> list[torch.Tensor]:
-        """The stop-gradient branch ``sg(z')``."""
+        """The stop-gradient branch ``sg(z')`` of the given (global) views."""
         if self.target_backbone is not None:
             with torch.no_grad():  # stop-gradient: the EMA target never receives a gradient
                 return [self.target_projector(self.target_backbone(v)) for v in views]
@@ -175,12 +185,14 @@ class SiameseMethod(Method):
         feats = [self.backbone(v) for v in views]  # BN statistics per view, as in the papers
         zs = [self.projector(f) for f in feats]  # (B, D) each
         ps = [self.predictor(z) for z in zs]  # (B, D) each
-        ts = self.targets(views, zs)
-        pairs = [(i, j) for i in range(len(views)) for j in range(len(views)) if i != j]
+        n_global = global_view_count(views)
+        ts = self.targets(views[:n_global], zs[:n_global])
+        # every view predicts every other global view: multi-crop's small local crops are never targets
+        pairs = [(i, j) for i in range(len(views)) for j in range(n_global) if i != j]
         loss = sum(self.loss_fn(ps[i], ts[j]) for i, j in pairs) / len(pairs)
         embeddings = [z.detach() for z in zs]
         if self.tracker is not None:
-            self._last_embeddings = embeddings  # folded into the correlation EMA in after_step
+            self._last_embeddings = embeddings[:n_global]  # folded into the correlation EMA in after_step
         return StepOutput(loss=loss, embeddings=embeddings, features=feats[0].detach())
 
     def closed_form_weight(self) -> torch.Tensor:
