@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import colorsys
+import dataclasses
 
 import pytest
 import torch
@@ -271,6 +272,7 @@ def test_eval_transform_is_deterministic_center_resize() -> None:
         ("crop_scale", (0.8, 0.2)), ("crop_ratio", (0.0, 1.0)), ("hflip", 1.5), ("jitter_p", -0.1),
         ("grayscale_p", 2.0), ("blur_p", -1.0), ("solarize_p", 1.01), ("brightness", -0.1),
         ("hue", 0.7), ("blur_sigma", (0.0, 1.0)), ("std", (0.0, 1.0, 1.0)), ("mean", (0.5,)),
+        ("erase_p", 1.5), ("erase_scale", (0.1, 1.0)), ("erase_scale", (0.0, 0.3)), ("erase_ratio", (2.0, 1.0)),
     ],
 )
 def test_config_validation_names_field_and_value(field: str, value: object) -> None:
@@ -345,3 +347,40 @@ def test_blur_probability_is_per_sample_and_float_input_accepted() -> None:
     assert 4 < int(same.sum()) < 28
     blurred = augment._gaussian_blur(x[~same], torch.ones(int((~same).sum())), blur_kernel_size(32))
     torch.testing.assert_close(out[~same], blurred, atol=1e-5, rtol=0)
+
+
+# --- random erasing ----------------------------------------------------------------------------
+
+
+def test_random_erase_sets_one_rectangle_per_sample_to_the_value() -> None:
+    """Per-image reference: the box the crop sampler draws from the erase uniforms, set to 0, all else kept."""
+    from stopgrad.augment.erase import random_erase_
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(64, 2, 20, 20, generator=g) + 1.0  # never 0 before erasing
+    u = torch.rand(64, 32, generator=g)
+    out = random_erase_(x.clone(), u, 1.0, (0.02, 0.33), (0.3, 3.3))
+    boxes = augment._crop_boxes(u, 20, 20, (0.02, 0.33), (0.3, 3.3))
+    erased = 0
+    for i in range(64):
+        top, left, h, w = (int(v) for v in boxes[i])
+        expected = x[i].clone()
+        if h * w < 400:  # a box fitted: erase it
+            expected[:, top:top + h, left:left + w] = 0.0
+            erased += 1
+        assert torch.equal(out[i], expected), i
+    assert erased > 48  # most samples find a box within 10 tries
+
+
+def test_random_erase_probability_is_per_sample_and_leaves_the_other_views_streams() -> None:
+    base = ViewConfig(size=16, **{**IDENTITY, "mean": (0.0,), "std": (1.0,)})
+    erasing = ViewConfig(size=16, **{**IDENTITY, "mean": (0.0,), "std": (1.0,)}, erase_p=0.5)
+    x = torch.full((2000, 1, 16, 16), 200, dtype=torch.uint8)
+    a, b = Views([base, erasing])(x, torch.Generator().manual_seed(0))
+    assert torch.allclose(a, x.float() / 255)  # the first view is untouched by the second's erasing
+    hit = (b == 0).flatten(1).any(1).float().mean().item()
+    assert 0.44 < hit < 0.56  # about half the samples erased
+    plain = ViewConfig(size=16, crop_scale=(0.3, 1.0), mean=(0.0,), std=(1.0,))
+    same = Views([plain, plain])(x, torch.Generator().manual_seed(1))[0]
+    also = Views([plain, dataclasses.replace(plain, erase_p=1.0)])(x, torch.Generator().manual_seed(1))[0]
+    assert torch.equal(same, also)  # adding erasing to view 2 does not move view 1's random crops

@@ -31,6 +31,7 @@ from stopgrad.augment.ops import (
     _uniforms,
     blur_kernel_size,
 )
+from stopgrad.augment.erase import random_erase_
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -67,6 +68,9 @@ class ViewConfig:
         blur_p: Probability of a Gaussian blur.
         blur_sigma: Range of the blur's standard deviation in pixels.
         solarize_p: Probability of solarisation (``x -> 1 - x`` where ``x >= 0.5``).
+        erase_p: Probability of random erasing (Zhong et al. 2020): one rectangle set to the mean.
+        erase_scale: Range of the erased area as a fraction of the image area.
+        erase_ratio: Range of the erased rectangle's aspect ratio, sampled log-uniformly.
         mean: Per-channel normalisation mean; its length is the channel count.
         std: Per-channel normalisation standard deviation.
 
@@ -87,13 +91,16 @@ class ViewConfig:
     blur_p: float = 0.0
     blur_sigma: Range = (0.1, 2.0)
     solarize_p: float = 0.0
+    erase_p: float = 0.0
+    erase_scale: Range = (0.02, 0.33)
+    erase_ratio: Range = (0.3, 3.3)
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
 
     def __post_init__(self) -> None:
         if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size <= 0:
             raise ValueError(f"ViewConfig.size must be a positive int, got {self.size!r}")
-        for name in ("crop_scale", "crop_ratio", "blur_sigma", "mean", "std"):
+        for name in ("crop_scale", "crop_ratio", "blur_sigma", "erase_scale", "erase_ratio", "mean", "std"):
             object.__setattr__(self, name, _as_floats(name, getattr(self, name)))
         for name in ("brightness", "contrast", "saturation", "hue"):
             value = getattr(self, name)
@@ -105,10 +112,16 @@ class ViewConfig:
         lo, hi = _pair("crop_ratio", self.crop_ratio)
         if not 0 < lo <= hi:
             raise ValueError(f"ViewConfig.crop_ratio must satisfy 0 < min <= max, got {self.crop_ratio!r}")
+        lo, hi = _pair("erase_scale", self.erase_scale)
+        if not 0 < lo <= hi < 1:
+            raise ValueError(f"ViewConfig.erase_scale must satisfy 0 < min <= max < 1, got {self.erase_scale!r}")
+        lo, hi = _pair("erase_ratio", self.erase_ratio)
+        if not 0 < lo <= hi:
+            raise ValueError(f"ViewConfig.erase_ratio must satisfy 0 < min <= max, got {self.erase_ratio!r}")
         lo, hi = _pair("blur_sigma", self.blur_sigma)
         if not 0 < lo <= hi:
             raise ValueError(f"ViewConfig.blur_sigma must satisfy 0 < min <= max, got {self.blur_sigma!r}")
-        for name in ("hflip", "jitter_p", "grayscale_p", "blur_p", "solarize_p"):
+        for name in ("hflip", "jitter_p", "grayscale_p", "blur_p", "solarize_p", "erase_p"):
             p = getattr(self, name)
             if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
                 raise ValueError(f"ViewConfig.{name} is a probability and must lie in [0, 1], got {p!r}")
@@ -171,8 +184,9 @@ def _pair(name: str, value: tuple[float, ...]) -> Range:
     return value[0], value[1]
 
 
-def _view(images: Tensor, cfg: ViewConfig, u: Tensor) -> Tensor:
-    """One augmented, normalised view of a batch in [0, 1], given its (B, _N_UNIFORMS) uniforms."""
+def _view(images: Tensor, cfg: ViewConfig, u: Tensor, u_erase: Tensor | None = None) -> Tensor:
+    """One augmented, normalised view of a batch in [0, 1], given its (B, _N_UNIFORMS) uniforms (and
+    those of random erasing, drawn after every view's main draw when ``cfg.erase_p > 0``)."""
     B, C, H, W = images.shape
     boxes = _crop_boxes(u, H, W, cfg.crop_scale, cfg.crop_ratio)
     out = _resized_crop(images, boxes, u[:, _FLIP] < cfg.hflip, cfg.size)  # (B, C, S, S), ours to overwrite
@@ -186,7 +200,10 @@ def _view(images: Tensor, cfg: ViewConfig, u: Tensor) -> Tensor:
         _random_blur_(out, u[:, _BLUR] < cfg.blur_p, lo + (hi - lo) * u[:, _SIGMA], kernel_size)
     if cfg.solarize_p > 0:
         _solarize_(out, u[:, _SOLARIZE] < cfg.solarize_p)
-    return _normalize(out, cfg.mean, cfg.std, inplace=True)
+    out = _normalize(out, cfg.mean, cfg.std, inplace=True)
+    if u_erase is not None:
+        random_erase_(out, u_erase, cfg.erase_p, cfg.erase_scale, cfg.erase_ratio)
+    return out
 
 
 # On CPU the batch is processed in chunks of about this many bytes of float image, so that the
@@ -237,22 +254,25 @@ class Views(nn.Module):
         """
         self._check(images)
         B, C, H, W = images.shape
-        if total is None:
-            draws = [_uniforms(B, images.device, generator) for _ in self.configs]  # (B, 32) per view
-        else:
-            draws = [_uniforms(total, images.device, generator)[rows] for _ in self.configs]
-            if draws[0].shape[0] != B:
-                raise ValueError(f"rows {rows} of a batch of {total} select {draws[0].shape[0]} images, got {B}")
+        def draw() -> Tensor:  # (B, 32): this process's rows of the global batch's draw
+            return _uniforms(B, images.device, generator) if total is None else \
+                _uniforms(total, images.device, generator)[rows]
+
+        draws = [draw() for _ in self.configs]
+        if draws[0].shape[0] != B:
+            raise ValueError(f"rows {rows} of a batch of {total} select {draws[0].shape[0]} images, got {B}")
+        # erasing draws after all the main draws, so views without it keep the streams they always had
+        erases = [draw() if cfg.erase_p > 0 else None for cfg in self.configs]
         chunk = self._chunk_size(images)
         if chunk >= B:
             x = _to_unit_float(images)
-            return [_view(x, cfg, u) for cfg, u in zip(self.configs, draws)]
+            return [_view(x, cfg, u, e) for cfg, u, e in zip(self.configs, draws, erases)]
         outs = [torch.empty(B, C, cfg.size, cfg.size, device=images.device) for cfg in self.configs]
         for start in range(0, B, chunk):
-            rows = slice(start, start + chunk)
-            x = _to_unit_float(images[rows])
-            for out, cfg, u in zip(outs, self.configs, draws):
-                out[rows] = _view(x, cfg, u[rows])
+            part = slice(start, start + chunk)
+            x = _to_unit_float(images[part])
+            for out, cfg, u, e in zip(outs, self.configs, draws, erases):
+                out[part] = _view(x, cfg, u[part], None if e is None else e[part])
         return outs
 
     def _chunk_size(self, images: Tensor) -> int:
