@@ -170,3 +170,13 @@ def test_convnet_pool_grid_keeps_layout():
     assert torch.allclose(net.eval()(x).view(2, 64, 9).mean(-1), gap.eval()(x), atol=1e-5)
     with pytest.raises(ValueError, match="pool=0"):
         build_backbone("convnet", pool=0)
+
+
+def test_grid_pool_passes_an_exact_map_through_and_pools_others():
+    from stopgrad.backbones import GridPool
+    x = torch.randn(2, 4, 3, 3)
+    assert GridPool(3)(x) is x  # no kernel, no copy
+    assert torch.equal(GridPool(3)(x), torch.nn.AdaptiveAvgPool2d(3)(x))
+    y = torch.randn(2, 4, 4, 4)
+    assert torch.allclose(GridPool(3)(y), torch.nn.AdaptiveAvgPool2d(3)(y))
+    assert GridPool(3)(y).shape == (2, 4, 3, 3)
