@@ -17,10 +17,10 @@ import json
 from pathlib import Path
 
 from stopgrad.config import resolve
-from stopgrad.sweep import PUBLISHED_FMNIST_VIEWS, Variant, aggregate, bar_figure, cells, markdown, run_grid
+from stopgrad.sweep import STRONG_FMNIST_VIEWS, Variant, aggregate, bar_figure, cells, markdown, run_grid
 
 BASE = "fashion-mnist/byol"
-VIEWS = PUBLISHED_FMNIST_VIEWS
+VIEWS = STRONG_FMNIST_VIEWS
 TRACK = "method.track_correlation=true"  # log eigen-alignment of learned linear heads with F
 VARIANTS = [
     Variant("byol-mlp", BASE, (VIEWS,)),

@@ -26,9 +26,13 @@ from typing import Any, Iterable, Sequence
 from stopgrad.rundir import CHECKPOINT, read_metrics
 
 #: Final values collected from a run: summary keys, then the last logged value of each metric.
-# The views of the Fashion-MNIST tables and claim sets measured before the presets moved to
-# 28-gray-strong (2026-12-02): their grids pin it, so their commands reproduce their published numbers.
+# The views of the Fashion-MNIST grids measured before the presets moved to 28-gray-strong
+# (2026-12-02: the recipe screen's first rounds, wen-li-2022-fmnist): their grids pin it, so their
+# commands reproduce their published numbers.
 PUBLISHED_FMNIST_VIEWS = "data.views=28-gray"
+# The views of the tables rerun with the strong views (2026-12-06: the predictor-family and
+# method-family tables, jha-2023-fmnist), pinned for the same reason should the presets move on.
+STRONG_FMNIST_VIEWS = "data.views=28-gray-strong"
 SUMMARY_KEYS = ("knn_top1", "linear_top1", "wall_s", "images_per_s", "steps", "collapse_alarm")
 METRIC_KEYS = ("loss", "diag/center_norm_pre_bn", "diag/center_norm", "diag/dim_std",
                "diag/effective_rank", "diag/feat_effective_rank", "diag/offdiag_norm",
