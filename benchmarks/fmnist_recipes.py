@@ -6,8 +6,9 @@ so the comparison is one of recipes at an equal amount of work; the train wall t
 of each are reported beside it. ``--linear`` adds the validated linear probe (about 3 minutes a
 run). The test set is used once, for the chosen recipes, by the presets' own runs.
 
-    .venv/bin/python benchmarks/fmnist_recipes.py --out runs/recipes --epochs 4 --jobs 2
-    .venv/bin/python benchmarks/fmnist_recipes.py --out runs/recipes --only base crop-0.5 --seeds 0 1
+    .venv/bin/python benchmarks/fmnist_recipes.py --round 1 --out runs/recipes --epochs 4 --jobs 2
+    .venv/bin/python benchmarks/fmnist_recipes.py --round 1 --out runs/recipes --only base crop-0.5 --seeds 0 1
+    .venv/bin/python benchmarks/fmnist_recipes.py --round 3 --out runs/recipes-round3 --epochs 4 --jobs 2
 
 Writes ``ROOT/table.md`` and ``ROOT/table.json`` (mean ± std over seeds) and prints the table.
 """
@@ -19,7 +20,7 @@ import json
 from pathlib import Path
 
 from stopgrad.config import resolve
-from stopgrad.sweep import PUBLISHED_FMNIST_VIEWS, Variant, aggregate, cells, markdown, run_grid
+from stopgrad.sweep import PUBLISHED_FMNIST_VIEWS, STRONG_FMNIST_VIEWS, Variant, aggregate, cells, markdown, run_grid
 
 SIMSIAM, BYOL = "fashion-mnist/simsiam", "fashion-mnist/byol"
 VIEWS = PUBLISHED_FMNIST_VIEWS
@@ -50,6 +51,25 @@ VARIANTS = [
                                                 crop_scale=[0.5, 1.0]),)),
 ]
 VARIANTS = [Variant(v.name, v.preset, (VIEWS, *v.overrides)) for v in VARIANTS]
+# round 3 (2026-12-06): from the strong views (28-gray-strong, the presets' since round 2), the ideas
+# the first rounds left: multi-crop, view size (a smaller view is a faster step), wider networks,
+# erasing, solarisation, the ConvNet's pool-first order, SimSiam's fixed predictor lr, BYOL
+ROUND3 = [
+    Variant("strong", SIMSIAM),
+    Variant("strong-multicrop-4x14", SIMSIAM, ("data.local_views=4",
+                                               "data.local_overrides={size: 14, crop_scale: [0.1, 0.4]}")),
+    Variant("strong-width-2", SIMSIAM, ("model.width=2.0",)),
+    Variant("strong-fixed-pred-lr", SIMSIAM, ("method.fixed_pred_lr=true",)),
+    Variant("strong-size-24", SIMSIAM, (views(size=24),)),
+    Variant("strong-size-20", SIMSIAM, (views(size=20),)),
+    Variant("strong-size-24-width-1.5", SIMSIAM, (views(size=24), "model.width=1.5")),
+    Variant("strong-size-24-erase-0.5", SIMSIAM, (views(size=24, erase_p=0.5),)),
+    Variant("strong-size-24-pool-first", SIMSIAM, (views(size=24), "model.options={pool: 3, pool_first: true}")),
+    Variant("strong-size-24-solarize-0.2", SIMSIAM, (views(size=24, solarize_p=0.2),)),
+    Variant("byol-strong", BYOL),
+    Variant("byol-strong-size-24", BYOL, (views(size=24),)),
+]
+ROUND3 = [Variant(v.name, v.preset, (STRONG_FMNIST_VIEWS, *v.overrides)) for v in ROUND3]
 COLS = (("knn_top1", "kNN top-1 (held out)", 4, True), ("linear_top1", "linear top-1 (held out)", 4, True),
         ("diag/effective_rank", "eff. rank (projector)", 0, False),
         ("diag/feat_effective_rank", "eff. rank (backbone)", 0, False),
@@ -65,17 +85,20 @@ def main() -> None:
     p.add_argument("--linear", action="store_true", help="also run the validated linear probe (~3 min a run)")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--round", type=int, choices=(1, 3), default=3,
+                   help="1: rounds 1-2 (from the 28-gray views, as published); 3: round 3 (from 28-gray-strong)")
     p.add_argument("--only", nargs="*", help="run only these variants")
     p.add_argument("--extra", nargs="*", default=[], help="overrides added to every variant")
     args = p.parse_args()
     extra = (f"train.epochs={args.epochs}", f"data.holdout={args.holdout}", "eval.knn_every=0",
              f"eval.linear={'true' if args.linear else 'false'}", *args.extra)
-    variants = [v for v in VARIANTS if not args.only or v.name in args.only]
+    grid = VARIANTS if args.round == 1 else ROUND3
+    variants = [v for v in grid if not args.only or v.name in args.only]
     for v in variants:  # a bad override fails here, before any run starts
         resolve(v.preset, [*v.overrides, *extra])
     failed = run_grid(cells(variants, args.seeds, Path(args.out), extra), args.jobs, args.threads)
     table = aggregate(Path(args.out))
-    text = markdown(table, [v.name for v in VARIANTS], cols=COLS)
+    text = markdown(table, [v.name for v in grid], cols=COLS)
     print(text)
     Path(args.out, "table.md").write_text(text + "\n")
     Path(args.out, "table.json").write_text(json.dumps(table, indent=1) + "\n")
