@@ -15,7 +15,8 @@ In one run, on whatever device is present (CUDA if available, else this CPU):
    the step and, for convolutions and matmuls, the FLOP rate each reaches.
 
 Configurations: SimSiam, BYOL and DirectCopy on the CIFAR-stem ResNet-18 at 32x32 RGB (batch 256),
-and the Fashion-MNIST presets (ConvNet). Images are synthetic (the step's cost does not depend on
+and the Fashion-MNIST presets (ConvNet), with two options of the recipe screen (24x24 views, and
+the ConvNet's pool-first order). Images are synthetic (the step's cost does not depend on
 them). Prints a table and writes JSON (``--out``).
 
     .venv/bin/python benchmarks/throughput.py --out runs/throughput.json
@@ -51,6 +52,10 @@ CONFIGS = {
     "fmnist-byol": ("fashion-mnist/byol", ["train.diag_every=0"]),
     "fmnist-directpred": ("fashion-mnist/directpred", ["train.diag_every=0"]),
     "fmnist-directcopy": ("fashion-mnist/directcopy", ["train.diag_every=0"]),
+    # options measured in the recipe screen (README "Round 3"), not the presets' defaults
+    "fmnist-simsiam-24px": ("fashion-mnist/simsiam", ["train.diag_every=0", "data.view_overrides={size: 24}"]),
+    "fmnist-simsiam-24px-pool-first": ("fashion-mnist/simsiam", ["train.diag_every=0", "data.view_overrides={size: 24}",
+                                                                  "model.options={pool: 3, pool_first: true}"]),
 }
 
 
