@@ -42,6 +42,8 @@ COLS = (("knn_top1", "kNN top-1 (held out)", 4, True), ("linear_top1", "linear t
 def verdict(table: dict) -> dict:
     """The pre-registered rule applied to the aggregated table."""
     base, cand = table["views-28-strong"], table["views-24-solarize"]
+    if min(base["n"], cand["n"]) < 3:
+        raise SystemExit(f"the rule was fixed for 3 seeds each; have {base['n']} and {cand['n']}: run --seeds 0 1 2")
     dk = cand["knn_top1"][0] - base["knn_top1"][0]  # (mean, std) entries
     dl = cand["linear_top1"][0] - base["linear_top1"][0]
     adopt = dk >= KNN_MARGIN and dl >= -LINEAR_SLACK

@@ -85,7 +85,7 @@ def main() -> None:
     p.add_argument("--linear", action="store_true", help="also run the validated linear probe (~3 min a run)")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--round", type=int, choices=(1, 3), default=3,
+    p.add_argument("--round", type=int, choices=(1, 3), default=1,
                    help="1: rounds 1-2 (from the 28-gray views, as published); 3: round 3 (from 28-gray-strong)")
     p.add_argument("--only", nargs="*", help="run only these variants")
     p.add_argument("--extra", nargs="*", default=[], help="overrides added to every variant")

@@ -271,8 +271,10 @@ class ConvNet(nn.Module):
                  zero_init_residual: bool = False, pool: int = 1, pool_first: bool = False) -> None:
         super().__init__()
         _check_stem(stem, "convnet", ("cifar",))
-        if pool < 1:
-            raise ValueError(f"convnet pool={pool}: the pooled grid side must be at least 1")
+        if isinstance(pool, bool) or not isinstance(pool, int) or pool < 1:
+            raise ValueError(f"convnet pool={pool!r}: the pooled grid side must be an int of at least 1")
+        if not isinstance(pool_first, bool):
+            raise ValueError(f"convnet pool_first={pool_first!r}: must be true or false")
         if zero_init_residual:
             raise ValueError("zero_init_residual=True: 'convnet' has no residual blocks; set it False "
                              "or use a ResNet")

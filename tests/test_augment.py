@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import colorsys
-import dataclasses
+import math
 
 import pytest
 import torch
@@ -352,35 +352,74 @@ def test_blur_probability_is_per_sample_and_float_input_accepted() -> None:
 # --- random erasing ----------------------------------------------------------------------------
 
 
-def test_random_erase_sets_one_rectangle_per_sample_to_the_value() -> None:
-    """Per-image reference: the box the crop sampler draws from the erase uniforms, set to 0, all else kept."""
+def _erase_reference(x: torch.Tensor, u: torch.Tensor, p: float, scale: tuple, ratio: tuple) -> torch.Tensor:
+    """torchvision RandomErasing's per-image procedure, one sample at a time, from the same uniforms."""
+    out = x.clone()
+    _, _, H, W = x.shape
+    for i in range(len(x)):
+        if not u[i, augment._FLIP] < p:
+            continue
+        for t in range(augment._CROP_TRIES):
+            area = H * W * (scale[0] + (scale[1] - scale[0]) * u[i, t].item())
+            log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+            aspect = math.exp(log_lo + (log_hi - log_lo) * u[i, augment._CROP_TRIES + t].item())
+            h, w = round(math.sqrt(area / aspect)), round(math.sqrt(area * aspect))
+            if 0 < h < H and 0 < w < W:
+                top = min(math.floor(u[i, augment._TOP].item() * (H - h + 1)), H - h)
+                left = min(math.floor(u[i, augment._LEFT].item() * (W - w + 1)), W - w)
+                out[i, :, top:top + h, left:left + w] = 0.0
+                break
+    return out
+
+
+@pytest.mark.parametrize("scale, ratio", [((0.02, 0.33), (0.3, 3.3)), ((0.3, 0.6), (1.5, 3.0))])
+def test_random_erase_matches_the_per_image_procedure(scale: tuple, ratio: tuple) -> None:
+    """Ratio ranges that exclude 1 included: a sample with no fitting try is left untouched."""
     from stopgrad.augment.erase import random_erase_
 
     g = torch.Generator().manual_seed(3)
     x = torch.rand(64, 2, 20, 20, generator=g) + 1.0  # never 0 before erasing
     u = torch.rand(64, 32, generator=g)
-    out = random_erase_(x.clone(), u, 1.0, (0.02, 0.33), (0.3, 3.3))
-    boxes = augment._crop_boxes(u, 20, 20, (0.02, 0.33), (0.3, 3.3))
-    erased = 0
-    for i in range(64):
-        top, left, h, w = (int(v) for v in boxes[i])
-        expected = x[i].clone()
-        if h * w < 400:  # a box fitted: erase it
-            expected[:, top:top + h, left:left + w] = 0.0
-            erased += 1
-        assert torch.equal(out[i], expected), i
-    assert erased > 48  # most samples find a box within 10 tries
+    out = random_erase_(x.clone(), u, 0.7, scale, ratio)
+    expected = _erase_reference(x, u, 0.7, scale, ratio)
+    assert torch.equal(out, expected)
+    touched = (out == 0).flatten(1).any(1)
+    assert 0 < touched.sum() < 64  # some erased, some not (probability, or no box fits)
 
 
-def test_random_erase_probability_is_per_sample_and_leaves_the_other_views_streams() -> None:
-    base = ViewConfig(size=16, **{**IDENTITY, "mean": (0.0,), "std": (1.0,)})
-    erasing = ViewConfig(size=16, **{**IDENTITY, "mean": (0.0,), "std": (1.0,)}, erase_p=0.5)
+def _plain(**kw: object) -> ViewConfig:
+    return ViewConfig(**{"size": 16, "crop_scale": (0.3, 1.0), "mean": (0.0,), "std": (1.0,), **kw})  # type: ignore[arg-type]
+
+
+def test_random_erase_leaves_every_other_draw_as_it_was() -> None:
+    x = _images(64, 1, 16, 16)
+    without = Views([_plain(), _plain()])(x, torch.Generator().manual_seed(1))
+    with_erase = Views([_plain(erase_p=1.0), _plain()])(x, torch.Generator().manual_seed(1))
+    assert torch.equal(without[1], with_erase[1])  # view 1's crops and jitter did not move
+    erased = with_erase[0] != without[0]
+    assert erased.flatten(1).any(1).float().mean() > 0.9  # view 0: same crop, a rectangle erased
+    assert torch.all(with_erase[0][erased] == 0)
+
+
+def test_random_erase_probability_is_per_sample() -> None:
     x = torch.full((2000, 1, 16, 16), 200, dtype=torch.uint8)
-    a, b = Views([base, erasing])(x, torch.Generator().manual_seed(0))
-    assert torch.allclose(a, x.float() / 255)  # the first view is untouched by the second's erasing
+    (b,) = Views([_plain(erase_p=0.5)])(x, torch.Generator().manual_seed(0))
     hit = (b == 0).flatten(1).any(1).float().mean().item()
-    assert 0.44 < hit < 0.56  # about half the samples erased
-    plain = ViewConfig(size=16, crop_scale=(0.3, 1.0), mean=(0.0,), std=(1.0,))
-    same = Views([plain, plain])(x, torch.Generator().manual_seed(1))[0]
-    also = Views([plain, dataclasses.replace(plain, erase_p=1.0)])(x, torch.Generator().manual_seed(1))[0]
-    assert torch.equal(same, also)  # adding erasing to view 2 does not move view 1's random crops
+    assert 0.44 < hit < 0.56
+
+
+def test_random_erase_under_process_rows_and_cpu_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each process's rows of the global batch get exactly the one-process views, erasing included,
+    and chunking the batch on the CPU changes nothing."""
+    views = Views([_plain(erase_p=0.5), _plain(erase_p=0.5), _plain(size=8)])
+    x = _images(12, 1, 16, 16)
+    whole = views(x, torch.Generator().manual_seed(7))
+    halves = [views(x[r], torch.Generator().manual_seed(7), rows=r, total=12) for r in (slice(0, 6), slice(6, 12))]
+    for i, w in enumerate(whole):
+        assert torch.equal(torch.cat([halves[0][i], halves[1][i]]), w)
+    import stopgrad.augment.views as views_mod
+
+    monkeypatch.setattr(views_mod, "_CPU_CHUNK_BYTES", 4 * 16 * 16 * 5)  # chunks of 5 images
+    assert views._chunk_size(x) == 5
+    for a, b in zip(whole, views(x, torch.Generator().manual_seed(7))):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=0)

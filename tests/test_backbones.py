@@ -180,3 +180,31 @@ def test_grid_pool_passes_an_exact_map_through_and_pools_others():
     y = torch.randn(2, 4, 4, 4)
     assert torch.allclose(GridPool(3)(y), torch.nn.AdaptiveAvgPool2d(3)(y))
     assert GridPool(3)(y).shape == (2, 4, 3, 3)
+
+
+def test_convnet_default_keeps_its_state_dict_keys_and_pool_first_reorders_the_blocks():
+    net, _ = build_backbone("convnet", in_channels=1, pool=3)
+    keys = list(net.state_dict())
+    assert keys[:2] == ["features.0.0.weight", "features.0.1.weight"] and "features.6.1.running_var" in keys
+    assert len(keys) == 24  # checkpoints written before pool_first and GridPool still load
+    pf, dim = build_backbone("convnet", in_channels=1, pool=3, pool_first=True)
+    first = pf.features[0]
+    assert [type(m).__name__ for m in first] == ["Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU"]
+    assert pf(torch.randn(2, 1, 24, 24)).shape == (2, dim) == (2, 2304)
+    # the same weights in both orders: with BN in eval mode (a positive per-channel scale) the orders
+    # agree, since max-pooling commutes with it and with ReLU; with batch statistics they do not
+    mapping = {"features.0.0": "features.0.0", "features.0.1": "features.0.2", "features.2.0": "features.1.0",
+               "features.2.1": "features.1.2", "features.4.0": "features.2.0", "features.4.1": "features.2.2",
+               "features.6.0": "features.3.0", "features.6.1": "features.3.1"}
+    moved = {}
+    for k, v in net.state_dict().items():
+        prefix, leaf = k.rsplit(".", 1)
+        moved[f"{mapping[prefix]}.{leaf}"] = v
+    pf.load_state_dict(moved)
+    x = torch.randn(4, 1, 24, 24)
+    net.eval(), pf.eval()
+    torch.testing.assert_close(pf(x), net(x), atol=1e-5, rtol=1e-5)
+    net.train(), pf.train()
+    assert not torch.allclose(pf(x), net(x), atol=1e-3)
+    with pytest.raises(ValueError, match="pool_first='yes'"):
+        build_backbone("convnet", pool_first="yes")

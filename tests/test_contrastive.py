@@ -166,6 +166,8 @@ def test_local_crops_are_small_and_configurable():
         build_views("28-gray", 2, local_views=-1)
     with pytest.raises(ValueError, match="no_such"):
         build_views("28-gray", 2, local_views=1, local_overrides={"no_such": 1})
+    with pytest.raises(ValueError, match="local crops of size 28 are not smaller than the global views"):
+        build_views("28-gray", 2, local_views=1, local_overrides={"size": 28})
 
 
 @pytest.mark.parametrize("name", ["swav", "dino"])

@@ -66,6 +66,22 @@ def test_multicrop_local_crops_only_predict_the_global_views():
     assert not torch.allclose(out.loss, -sum(cos(p[i], z[j]).mean() for i, j in every) / len(every), atol=1e-4)
 
 
+def test_multicrop_targets_and_correlation_come_from_the_global_views():
+    """BYOL's EMA targets and DirectCopy's correlation EMA see only the global views."""
+    torch.manual_seed(0)
+    v = views() + [torch.randn(8, 1, 14, 14)]
+    m = make("byol", heads="small").eval()
+    z = [m.target_projector(m.target_backbone(x)) for x in v[:2]]
+    p = [m.predictor(m.projector(m.backbone(x))) for x in v]
+    expected = sum(m.loss_fn(p[i], z[j]) for i, j in [(0, 1), (1, 0), (2, 0), (2, 1)]) / 4
+    assert torch.allclose(m(v, 0).loss, expected, atol=1e-5)
+    d = make("directcopy", heads="small").eval()
+    d(v, 0)
+    d.after_step(0, 10)
+    zs = torch.cat([d.projector(d.backbone(x)) for x in v[:2]]).detach()
+    torch.testing.assert_close(d.tracker.F, zs.T @ zs / len(zs), atol=1e-5, rtol=1e-4)
+
+
 def test_byol_target_gets_no_gradient_and_follows_ema():
     torch.manual_seed(0)
     m = make("byol", heads="small")

@@ -2,8 +2,8 @@
 
 Each selected sample gets one rectangle of area ``~ U(scale) * H * W`` and log-uniform aspect ratio
 set to ``value`` (0 after normalisation: the dataset mean, as torchvision's ``RandomErasing`` placed
-after ``Normalize``). The box is drawn with the crop sampler's semantics (10 tries, the first that
-fits wins); a sample none of whose tries fits is left as it is, as in the paper's Algorithm 1.
+after ``Normalize``). As there, a sample makes 10 tries and the first with ``h < H`` and ``w < W``
+wins; a sample none of whose tries fits is left as it is (the paper's Algorithm 1).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from stopgrad.augment.ops import _FLIP, Range, _crop_boxes
+from stopgrad.augment.ops import _FLIP, _LEFT, _TOP, Range, _box_sizes
 
 _APPLY = _FLIP  # the erase draw is its own (B, 32) block: its flip column decides whether to erase
 
@@ -31,9 +31,11 @@ def random_erase_(images: Tensor, u: Tensor, p: float, scale: Range, ratio: Rang
         ``images``, with the rectangles erased.
     """
     B, _, H, W = images.shape
-    top, left, h, w = _crop_boxes(u, H, W, scale, ratio).unbind(1)  # (B,) each
-    fits = h * w < H * W  # the sampler's fallback is the whole image: no try fitted, nothing is erased
-    apply = (u[:, _APPLY] < p) & fits
+    u = u.float()
+    h, w, fits = _box_sizes(u, H, W, scale, ratio, strict=True)  # (B,) each
+    top = torch.floor(u[:, _TOP] * (H - h + 1)).clamp(max=H - h)  # uniform over the valid offsets
+    left = torch.floor(u[:, _LEFT] * (W - w + 1)).clamp(max=W - w)
+    apply = (u[:, _APPLY] < p) & fits  # no fitting try: nothing is erased
     rows = torch.arange(H, device=images.device, dtype=top.dtype).view(1, H, 1)
     cols = torch.arange(W, device=images.device, dtype=top.dtype).view(1, 1, W)
     inside = ((rows >= top.view(B, 1, 1)) & (rows < (top + h).view(B, 1, 1))

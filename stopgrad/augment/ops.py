@@ -58,16 +58,7 @@ def _crop_boxes(u: Tensor, height: int, width: int, scale: Range, ratio: Range) 
         Boxes ``(top, left, h, w)`` in integer pixels stored as float32, shape (B, 4).
     """
     u = u.float()
-    target = height * width * (scale[0] + (scale[1] - scale[0]) * u[:, _AREA])  # (B, T)
-    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
-    aspect = torch.exp(log_lo + (log_hi - log_lo) * u[:, _RATIO])  # (B, T)
-    w = torch.round(torch.sqrt(target * aspect))
-    h = torch.round(torch.sqrt(target / aspect))
-    fits = (w > 0) & (w <= width) & (h > 0) & (h <= height)  # (B, T)
-    first = fits.to(torch.uint8).argmax(dim=1, keepdim=True)  # first fitting try (0 if none)
-    w = w.gather(1, first).squeeze(1)  # (B,)
-    h = h.gather(1, first).squeeze(1)
-    found = fits.any(dim=1)
+    h, w, found = _box_sizes(u, height, width, scale, ratio)
 
     in_ratio = width / height
     if in_ratio < ratio[0]:
@@ -84,6 +75,25 @@ def _crop_boxes(u: Tensor, height: int, width: int, scale: Range, ratio: Range) 
     top = torch.where(found, top, torch.floor((height - h) / 2))
     left = torch.where(found, left, torch.floor((width - w) / 2))
     return torch.stack([top, left, h, w], dim=1)
+
+
+def _box_sizes(u: Tensor, height: int, width: int, scale: Range, ratio: Range,
+               strict: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    """``(h, w, found)`` of each sample's first of ``_CROP_TRIES`` box tries that fits, each (B,).
+
+    A try has area ``~ U(scale) * H * W`` and log-uniform aspect ratio ``w / h`` in ``ratio``, sides
+    rounded. It fits when ``0 < h <= H`` and ``0 < w <= W`` (``strict``: ``h < H`` and ``w < W``, as
+    torchvision's ``RandomErasing``). Samples with no fitting try have ``found`` False and the sizes
+    of their first try.
+    """
+    target = height * width * (scale[0] + (scale[1] - scale[0]) * u[:, _AREA])  # (B, T)
+    log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+    aspect = torch.exp(log_lo + (log_hi - log_lo) * u[:, _RATIO])  # (B, T)
+    w = torch.round(torch.sqrt(target * aspect))
+    h = torch.round(torch.sqrt(target / aspect))
+    fits = (w > 0) & (h > 0) & ((w < width) & (h < height) if strict else (w <= width) & (h <= height))  # (B, T)
+    first = fits.to(torch.uint8).argmax(dim=1, keepdim=True)  # first fitting try (0 if none)
+    return h.gather(1, first).squeeze(1), w.gather(1, first).squeeze(1), fits.any(dim=1)
 
 
 def _resized_crop(images: Tensor, boxes: Tensor, flip: Tensor, size: int) -> Tensor:

@@ -114,4 +114,8 @@ def build_views(preset: str, n_views: int = 2, local_views: int = 0, local_overr
         first = configs[0]
         local = {"size": max(8, round(first.size * 96 / 224)), "crop_scale": (0.05, 0.14), **local_overrides}
         configs += [dataclasses.replace(first, **local) for _ in range(local_views)]
+        if configs[-1].size >= first.size:  # the methods tell local crops from global views by size
+            raise ValueError(f"local crops of size {configs[-1].size} are not smaller than the global views "
+                             f"({first.size}); set a smaller size in data.local_overrides, or add global views "
+                             f"with data.n_views instead")
     return Views(configs)

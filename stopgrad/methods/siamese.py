@@ -1,8 +1,9 @@
 """The predictor + stop-gradient family shared by SimSiam, BYOL and the closed-form predictors.
 
-``loss = mean_{i≠j} ℓ(h(z_i), sg(z'_j))`` where ``z = g(f(x))`` is the online projector output,
+``loss = mean_{i≠j, j global} ℓ(h(z_i), sg(z'_j))`` where ``z = g(f(x))`` is the online projector output,
 ``h`` the predictor and ``z'`` either the detached online output (SimSiam, Chen & He 2021, eq. 3-4)
-or the output of an EMA target network (BYOL, Grill et al. 2020, eq. 2). An EMA momentum of 0
+or the output of an EMA target network (BYOL, Grill et al. 2020, eq. 2), and ``j`` runs over the
+global views only (with two views: both; multi-crop's smaller local crops are never targets). An EMA momentum of 0
 gives the SimSiam variant of any head. Ablations are plain config values: ``predictor="none"``,
 ``stop_grad=False``, ``pred_lr_mult``, ``fixed_pred_lr``, ``pred_weight_decay`` and ``ema``.
 
