@@ -69,6 +69,8 @@ def parser() -> argparse.ArgumentParser:
                    help="use the fixed-epoch SGD probe with this many epochs instead of the validated L-BFGS protocol")
     e.add_argument("--random-init", action="store_true", help="evaluate the randomly initialised backbone instead")
     e.add_argument("--pixels", action="store_true", help="evaluate the raw pixels instead (the baseline)")
+    e.add_argument("--per-class", action="store_true",
+                   help="knn: also each class's top-1 and the confusion matrix (printed, and saved with the result)")
     e.add_argument("--out", default=None, help="JSON file for the result (default: the run's summary.json)")
     e.set_defaults(func=cmd_eval)
     pl = sub.add_parser("plot", help="draw loss, kNN and diagnostics of one or more runs (PNGs)")

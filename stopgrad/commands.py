@@ -50,6 +50,7 @@ def writable(folder: Path) -> bool:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from stopgrad import rundir
+    from stopgrad.run_evaluation import knn_per_class
     from stopgrad.train import evaluate_knn, evaluate_linear, load_run
 
     run_dir = rundir.require_run_dir(Path(args.run_dir))
@@ -57,10 +58,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not writable(out.parent if args.out else run_dir):  # say so now, not after a minute of work
         raise StopgradError(f"cannot write {out}: the folder is read-only or not writable; pass --out FILE "
                             "to write the result elsewhere")
+    if args.per_class and args.kind != "knn":
+        raise StopgradError("--per-class breaks down the kNN: use `stopgrad eval knn RUN --per-class`")
     run = load_run(run_dir, random_init=args.random_init or args.pixels)
     source = "pixels" if args.pixels else "backbone"
     prefix = "pixels_" if args.pixels else "random_init_" if args.random_init else ""
-    if args.kind == "knn":
+    if args.kind == "knn" and args.per_class:
+        breakdown = knn_per_class(run, source=source)
+        value = breakdown["top1"] if breakdown else None
+        result = {f"{prefix}knn_top1": value, f"{prefix}knn_per_class": breakdown}
+    elif args.kind == "knn":
         value = evaluate_knn(run, source=source)
         result = {f"{prefix}knn_top1": value}
     else:
@@ -73,6 +80,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise StopgradError(f"{run.cfg.data.dataset} has no labelled test split here; nothing to evaluate")
     key = next(iter(result))
     print(f"{key} = {value:.4f}")  # printed first: a failed write below never loses it
+    if f"{prefix}knn_per_class" in result:
+        print(per_class_table(result[f"{prefix}knn_per_class"]))
     if args.kind == "linear":
         chosen = result[f"{prefix}linear"]
         if "l2" in chosen:
@@ -86,6 +95,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
         rundir.write_summary(run_dir, result)
     print(f"written to {out}")
     return 0
+
+
+def per_class_table(breakdown: dict) -> str:
+    """Each class's kNN top-1 and the class its errors go to most often, worst class first."""
+    names, conf = breakdown["classes"], breakdown["confusion"]
+    width = max(len(n) for n in names)
+    lines = [f"  {'class':<{width}}  top-1   most often taken for"]
+    for i in sorted(range(len(names)), key=lambda i: breakdown["per_class_top1"][names[i]] or 0.0):
+        errors = [(c, j) for j, c in enumerate(conf[i]) if j != i]
+        count, j = max(errors) if errors else (0, i)
+        total = sum(conf[i])
+        share = f"{names[j]} ({count} of {total})" if count else "-"
+        top1 = breakdown["per_class_top1"][names[i]]
+        lines.append(f"  {names[i]:<{width}}  {'  -   ' if top1 is None else f'{top1:.3f}'}  {share}")
+    return "\n".join(lines)
 
 
 def cmd_plot(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from stopgrad import failpoints
-from stopgrad.evaluate import extract_features, knn_accuracy, linear_probe
+from stopgrad.evaluate import confusion_matrix, extract_features, knn_accuracy, knn_predict, linear_probe
 from stopgrad.probe import linear_protocol
 
 if TYPE_CHECKING:
@@ -81,6 +81,24 @@ def evaluate_knn(run: Run, train_limit: int | None = None, point: str = "final.k
     test_f = split_features(run, "test", None, source, keep)
     failpoints.hit(point)
     return knn_accuracy(train_f, labels, test_f, run.test_set.labels, run.cfg.eval.knn_k, run.cfg.eval.knn_t)
+
+
+def knn_per_class(run: Run, source: str = "backbone") -> dict[str, Any] | None:
+    """The final kNN's breakdown: top-1 of each class and the confusion matrix (rows: true class).
+
+    Same protocol and features as :func:`evaluate_knn` (full labelled training split as the bank).
+    """
+    if run.test_set is None:
+        return None
+    images, labels = labelled_train(run)
+    names = list(run.test_set.classes)
+    train_f = split_features(run, "train", None, source)
+    test_f = split_features(run, "test", None, source)
+    scores = knn_predict(train_f, labels, test_f, len(names), run.cfg.eval.knn_k, run.cfg.eval.knn_t)
+    conf = confusion_matrix(scores.argmax(1), run.test_set.labels, len(names))
+    per_class = {n: (conf[i, i] / conf[i].sum()).item() if conf[i].sum() else None for i, n in enumerate(names)}
+    return {"classes": names, "per_class_top1": per_class, "confusion": conf.tolist(),
+            "top1": (conf.diag().sum() / conf.sum()).item()}
 
 
 def evaluate_linear(run: Run, source: str = "backbone") -> dict[str, Any] | None:

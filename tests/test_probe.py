@@ -137,6 +137,27 @@ def test_eval_pixels_and_random_init_baselines(tiny, capsys):
     assert 0.3 < s["pixels_knn_top1"] <= 1 and s["pixels_linear_top1"] > 0.3
 
 
+def test_eval_knn_per_class_breaks_down_the_same_top1(tiny, capsys):
+    from stopgrad.evaluate import confusion_matrix
+
+    assert confusion_matrix(torch.tensor([0, 2, 1, 1]), torch.tensor([0, 1, 1, 2]), 3).tolist() == \
+        [[1, 0, 0], [0, 1, 1], [0, 1, 0]]
+    summary = train(resolve(None, tiny(**{"method.heads": "small"})))
+    d = summary["run_dir"]
+    assert cli.main(["eval", "knn", d, "--pixels", "--per-class"]) == 0
+    out = capsys.readouterr().out
+    s = json.loads((Path(d) / "summary.json").read_text())
+    b = s["pixels_knn_per_class"]
+    conf = torch.tensor(b["confusion"])
+    assert conf.shape == (len(b["classes"]),) * 2 and (conf.sum(1) == 20).all()  # every test image once
+    assert s["pixels_knn_top1"] == pytest.approx(conf.diag().sum().item() / conf.sum().item())
+    plain = cli.main(["eval", "knn", d, "--pixels", "--out", str(Path(d) / "plain.json")])
+    assert plain == 0 and json.loads((Path(d) / "plain.json").read_text())["pixels_knn_top1"] == s["pixels_knn_top1"]
+    worst = min(b["per_class_top1"], key=lambda n: b["per_class_top1"][n])
+    assert out.splitlines()[2].split()[0] == worst  # the table opens with the worst class
+    assert cli.main(["eval", "linear", d, "--per-class"]) == 2
+
+
 def test_supervised_reference_learns_with_labels(tiny):
     from stopgrad.train import evaluate_knn, load_run
 
