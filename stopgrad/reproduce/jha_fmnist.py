@@ -138,7 +138,9 @@ def _figure(table: dict, lr_names: list[str], ema_names: list[str], path: Path) 
         ax.grid(alpha=0.3)
     ax2 = axes[2].twinx()
     m = [table[n]["knn_top1"][0] for n in ema_names]
-    ax2.plot(range(len(ema_names)), m, color="#b4321f", marker="s", label="kNN top-1")
+    s = [table[n]["knn_top1"][1] for n in ema_names]  # the seeds' spread: a small axis must not hide it
+    ax2.errorbar([i + 0.05 for i in range(len(ema_names))], m, yerr=s, color="#b4321f", marker="s", capsize=4,
+                 label="kNN top-1")
     ax2.set_ylabel("kNN top-1", color="#b4321f")
     return save_figure(fig, path)
 
