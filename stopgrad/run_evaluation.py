@@ -90,8 +90,10 @@ def knn_per_class(run: Run, source: str = "backbone") -> dict[str, Any] | None:
     """
     if run.test_set is None:
         return None
-    images, labels = labelled_train(run)
+    _, labels = labelled_train(run)
     names = list(run.test_set.classes)
+    announce(run, f"final kNN per class ({source} features): a bank of {len(labels):,} training images, "
+                  f"{len(run.test_set):,} {run.test_set.split} images, k={run.cfg.eval.knn_k}, T={run.cfg.eval.knn_t}")
     train_f = split_features(run, "train", None, source)
     test_f = split_features(run, "test", None, source)
     scores = knn_predict(train_f, labels, test_f, len(names), run.cfg.eval.knn_k, run.cfg.eval.knn_t)
