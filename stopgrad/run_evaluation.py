@@ -66,19 +66,26 @@ def labelled_train(run: Run) -> tuple[torch.Tensor, torch.Tensor]:
     return run.train_set.images[labelled], run.train_set.labels[labelled]
 
 
+def knn_inputs(run: Run, kind: str, source: str, train_limit: int | None = None,
+               keep: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Announce a kNN evaluation and return its bank features, bank labels and test features."""
+    assert run.test_set is not None
+    _, labels = labelled_train(run)
+    labels = labels[:train_limit or None]
+    announce(run, f"{kind} ({source} features): a bank of {len(labels):,} training images, {len(run.test_set):,} "
+                  f"{run.test_set.split} images to classify, k={run.cfg.eval.knn_k}, T={run.cfg.eval.knn_t}")
+    return (split_features(run, "train", train_limit, source, keep), labels,
+            split_features(run, "test", None, source, keep))
+
+
 def evaluate_knn(run: Run, train_limit: int | None = None, point: str = "final.knn",
                  source: str = "backbone") -> float | None:
     """Weighted kNN top-1 on the labelled test split (k, T from ``cfg.eval``)."""
     if run.test_set is None:
         return None
-    images, labels = labelled_train(run)
-    images, labels = images[:train_limit or None], labels[:train_limit or None]
-    kind = "online kNN" if point == "knn.online" else "final kNN"
-    announce(run, f"{kind} ({source} features): a bank of {len(images):,} training images, {len(run.test_set):,} "
-                  f"{run.test_set.split} images to classify, k={run.cfg.eval.knn_k}, T={run.cfg.eval.knn_t}")
-    keep = point != "knn.online"  # the online kNN's step is never evaluated again
-    train_f = split_features(run, "train", train_limit, source, keep)
-    test_f = split_features(run, "test", None, source, keep)
+    online = point == "knn.online"  # the online kNN's step is never evaluated again: nothing kept
+    train_f, labels, test_f = knn_inputs(run, "online kNN" if online else "final kNN", source, train_limit,
+                                         keep=not online)
     failpoints.hit(point)
     return knn_accuracy(train_f, labels, test_f, run.test_set.labels, run.cfg.eval.knn_k, run.cfg.eval.knn_t)
 
@@ -90,12 +97,8 @@ def knn_per_class(run: Run, source: str = "backbone") -> dict[str, Any] | None:
     """
     if run.test_set is None:
         return None
-    _, labels = labelled_train(run)
     names = list(run.test_set.classes)
-    announce(run, f"final kNN per class ({source} features): a bank of {len(labels):,} training images, "
-                  f"{len(run.test_set):,} {run.test_set.split} images, k={run.cfg.eval.knn_k}, T={run.cfg.eval.knn_t}")
-    train_f = split_features(run, "train", None, source)
-    test_f = split_features(run, "test", None, source)
+    train_f, labels, test_f = knn_inputs(run, "final kNN per class", source)
     scores = knn_predict(train_f, labels, test_f, len(names), run.cfg.eval.knn_k, run.cfg.eval.knn_t)
     conf = confusion_matrix(scores.argmax(1), run.test_set.labels, len(names))
     per_class = {n: (conf[i, i] / conf[i].sum()).item() if conf[i].sum() else None for i, n in enumerate(names)}
