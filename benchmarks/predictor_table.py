@@ -2,7 +2,7 @@
 
 Every variant is ``fashion-mnist/byol`` (ConvNet, ``heads=small``, normalised MSE, EMA momentum
 0.99 -> 1 cosine) with only ``method.predictor`` changed, trained for the same budget of
-``--epochs`` (3 epochs = 705 steps of 256, about 5 minutes per run on one thread with two runs
+``--epochs`` (3 epochs = 702 steps of 256, about 5 minutes per run on one thread with two runs
 side by side on this 2-core CPU), then evaluated by kNN (k=200, T=0.1) and the linear probe on the
 full test set. Runs go to ``ROOT/<variant>/seed<k>``; rerunning skips finished runs and resumes
 killed ones. Prints (and writes ``ROOT/table.md`` and ``ROOT/table.json``) mean ± std over seeds.

@@ -102,7 +102,9 @@ def per_class_table(breakdown: dict) -> str:
     names, conf = breakdown["classes"], breakdown["confusion"]
     width = max(len(n) for n in names)
     lines = [f"  {'class':<{width}}  top-1   most often taken for"]
-    for i in sorted(range(len(names)), key=lambda i: breakdown["per_class_top1"][names[i]] or 0.0):
+    top1s = breakdown["per_class_top1"]
+    order = sorted(range(len(names)), key=lambda i: (top1s[names[i]] is None, top1s[names[i]] or 0.0))
+    for i in order:  # worst first; a class without test images last
         errors = [(c, j) for j, c in enumerate(conf[i]) if j != i]
         count, j = max(errors) if errors else (0, i)
         total = sum(conf[i])

@@ -158,6 +158,16 @@ def test_eval_knn_per_class_breaks_down_the_same_top1(tiny, capsys):
     assert cli.main(["eval", "linear", d, "--per-class"]) == 2
 
 
+def test_per_class_table_lists_worst_first_and_empty_classes_last():
+    from stopgrad.commands import per_class_table
+
+    b = {"classes": ["a", "b", "c"], "per_class_top1": {"a": 0.9, "b": None, "c": 0.5},
+         "confusion": [[9, 0, 1], [0, 0, 0], [1, 0, 1]]}
+    rows = [line.split()[0] for line in per_class_table(b).splitlines()[1:]]
+    assert rows == ["c", "a", "b"]  # 0.5, then 0.9; the class without test images is not the "worst"
+    assert "a (1 of 2)" in per_class_table(b)
+
+
 def test_supervised_reference_learns_with_labels(tiny):
     from stopgrad.train import evaluate_knn, load_run
 

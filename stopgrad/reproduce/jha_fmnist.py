@@ -12,7 +12,8 @@ thread each: SimSiam 4 epochs (936 steps of 256), BYOL 3 epochs (702 steps), the
 measured on the L2-normalised projector output *before* its output BN
 (``diag/center_norm_pre_bn``), i.e. on a BYOL-style projector without output BN; Jha et al. argue
 that BN by itself removes the center (Sec. 3.4). Barlow Twins without its off-diagonal term
-(Fig. 5) needs Barlow Twins, which is not in stopgrad yet; that claim belongs to its own issue.
+(Fig. 5) is a row of the method-family table (``benchmarks/family_table.py``,
+``barlow-no-offdiag``), not a claim of this set.
 ``--quick`` runs every cell for 2 steps on the synthetic dataset: it checks the machinery and the
 file formats, and its verdicts mean nothing.
 """
