@@ -11,12 +11,7 @@ methods without a target network, 3 for those with an EMA target/teacher (BYOL, 
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
-
-from stopgrad.config import resolve
-from stopgrad.sweep import STRONG_FMNIST_VIEWS, Variant, aggregate, bar_figure, cells, markdown, run_grid
+from stopgrad.sweep import STRONG_FMNIST_VIEWS, Variant, grid_parser, run_table
 
 VIEWS = STRONG_FMNIST_VIEWS
 E4, E3 = ("train.epochs=4", VIEWS), ("train.epochs=3", VIEWS)
@@ -44,26 +39,8 @@ FIGURE_KEYS = (("knn_top1", "kNN top-1"), ("linear_top1", "linear top-1"), ("dia
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="runs/family-table")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--only", nargs="*", help="run only these variants")
-    args = p.parse_args()
-    extra = ("eval.knn_every=0", "eval.linear=true")
-    variants = [v for v in VARIANTS if not args.only or v.name in args.only]
-    for v in variants:  # a bad override fails here, before any run starts
-        resolve(v.preset, [*v.overrides, *extra])
-    failed = run_grid(cells(variants, args.seeds, Path(args.out), extra), args.jobs, args.threads)
-    table = aggregate(Path(args.out))
-    text = markdown(table, [v.name for v in VARIANTS], COLUMNS)
-    print(text)
-    Path(args.out, "table.md").write_text(text + "\n")
-    Path(args.out, "table.json").write_text(json.dumps(table, indent=1) + "\n")
-    print(bar_figure(table, Path(args.out, "table.png"), [v.name for v in VARIANTS], FIGURE_KEYS))
-    if failed:
-        raise SystemExit(f"{len(failed)} runs failed: " + ", ".join(f"{c.variant.name}/seed{c.seed}" for c in failed))
+    args = grid_parser(__doc__.splitlines()[0], "runs/family-table").parse_args()
+    run_table(VARIANTS, args, ("eval.knn_every=0", "eval.linear=true"), COLUMNS, FIGURE_KEYS)
 
 
 if __name__ == "__main__":

@@ -17,12 +17,11 @@ verdict is printed and written to ``ROOT/verdict.json``.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 from stopgrad.config import resolve
-from stopgrad.sweep import STRONG_FMNIST_VIEWS, Variant, aggregate, cells, markdown, run_grid
+from stopgrad.sweep import STRONG_FMNIST_VIEWS, Variant, grid_parser, run_table
 
 KNN_MARGIN = 0.002  # adopt only for a gain at least this large (about one seed std of a 20-minute run) ...
 LINEAR_SLACK = 0.002  # ... that costs the linear probe no more than this
@@ -52,26 +51,13 @@ def verdict(table: dict) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="runs/fmnist-budget")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--threads", type=int, default=1)
-    args = p.parse_args()
-    partial = len(set(args.seeds)) < 3
+    args = grid_parser(__doc__.splitlines()[0], "runs/fmnist-budget").parse_args()
+    partial = len(set(args.seeds)) < 3 or bool(args.only)
     if partial:  # runs a part of the grid now (finished runs are kept); the verdict waits for 3 seeds
-        print(f"note: {len(set(args.seeds))} seed(s) given; the rule was fixed for 3, so this writes the table "
-              "but no verdict (rerun with --seeds 0 1 2 later: finished runs are skipped)", flush=True)
-    for v in VARIANTS:  # a bad override fails here, before any run starts
-        resolve(v.preset, [*v.overrides, *EXTRA])
-    failed = run_grid(cells(VARIANTS, args.seeds, Path(args.out), EXTRA), args.jobs, args.threads)
-    if failed:
-        raise SystemExit(f"{len(failed)} runs failed: " + ", ".join(f"{c.variant.name}/seed{c.seed}" for c in failed))
-    table = aggregate(Path(args.out))
-    text = markdown(table, [v.name for v in VARIANTS], cols=COLS)
-    print(text)
-    Path(args.out, "table.md").write_text(text + "\n")
-    if partial and min(table.get(v.name, {}).get("n", 0) for v in VARIANTS) < 3:
+        print("note: the rule was fixed for both variants at 3 seeds; this run writes the table but no verdict "
+              "until both have 3 (rerun with --seeds 0 1 2 later: finished runs are skipped)", flush=True)
+    table = run_table(VARIANTS, args, EXTRA, COLS, figure_keys=None)
+    if min(table.get(v.name, {}).get("n", 0) for v in VARIANTS) < 3:
         return
     result = verdict(table)
     print(json.dumps(result, indent=1))

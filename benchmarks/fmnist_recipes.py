@@ -15,12 +15,7 @@ Writes ``ROOT/table.md`` and ``ROOT/table.json`` (mean ± std over seeds) and pr
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
-
-from stopgrad.config import resolve
-from stopgrad.sweep import PUBLISHED_FMNIST_VIEWS, STRONG_FMNIST_VIEWS, Variant, aggregate, cells, markdown, run_grid
+from stopgrad.sweep import PUBLISHED_FMNIST_VIEWS, STRONG_FMNIST_VIEWS, Variant, grid_parser, run_table
 
 SIMSIAM, BYOL = "fashion-mnist/simsiam", "fashion-mnist/byol"
 VIEWS = PUBLISHED_FMNIST_VIEWS
@@ -77,33 +72,17 @@ COLS = (("knn_top1", "kNN top-1 (held out)", 4, True), ("linear_top1", "linear t
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="runs/recipes")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p = grid_parser(__doc__.splitlines()[0], "runs/recipes", seeds=(0,))
     p.add_argument("--epochs", type=float, default=4.0)
     p.add_argument("--holdout", type=int, default=10000)
     p.add_argument("--linear", action="store_true", help="also run the validated linear probe (~3 min a run)")
-    p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--round", type=int, choices=(1, 3), default=1,
                    help="1: rounds 1-2 (from the 28-gray views, as published); 3: round 3 (from 28-gray-strong)")
-    p.add_argument("--only", nargs="*", help="run only these variants")
     p.add_argument("--extra", nargs="*", default=[], help="overrides added to every variant")
     args = p.parse_args()
     extra = (f"train.epochs={args.epochs}", f"data.holdout={args.holdout}", "eval.knn_every=0",
              f"eval.linear={'true' if args.linear else 'false'}", *args.extra)
-    grid = VARIANTS if args.round == 1 else ROUND3
-    variants = [v for v in grid if not args.only or v.name in args.only]
-    for v in variants:  # a bad override fails here, before any run starts
-        resolve(v.preset, [*v.overrides, *extra])
-    failed = run_grid(cells(variants, args.seeds, Path(args.out), extra), args.jobs, args.threads)
-    table = aggregate(Path(args.out))
-    text = markdown(table, [v.name for v in grid], cols=COLS)
-    print(text)
-    Path(args.out, "table.md").write_text(text + "\n")
-    Path(args.out, "table.json").write_text(json.dumps(table, indent=1) + "\n")
-    if failed:
-        raise SystemExit(f"{len(failed)} runs failed: " + ", ".join(f"{c.variant.name}/seed{c.seed}" for c in failed))
+    run_table(VARIANTS if args.round == 1 else ROUND3, args, extra, COLS, figure_keys=None)
 
 
 if __name__ == "__main__":

@@ -12,12 +12,7 @@ killed ones. Prints (and writes ``ROOT/table.md`` and ``ROOT/table.json``) mean 
 
 from __future__ import annotations
 
-import argparse
-import json
-from pathlib import Path
-
-from stopgrad.config import resolve
-from stopgrad.sweep import STRONG_FMNIST_VIEWS, Variant, aggregate, bar_figure, cells, markdown, run_grid
+from stopgrad.sweep import STRONG_FMNIST_VIEWS, Variant, grid_parser, run_table
 
 BASE = "fashion-mnist/byol"
 VIEWS = STRONG_FMNIST_VIEWS
@@ -35,27 +30,10 @@ VARIANTS = [
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="runs/predictor-table")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p = grid_parser(__doc__.splitlines()[0], "runs/predictor-table")
     p.add_argument("--epochs", type=float, default=3.0)
-    p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--only", nargs="*", help="run only these variants")
     args = p.parse_args()
-    extra = (f"train.epochs={args.epochs}", "eval.knn_every=0", "eval.linear=true")
-    variants = [v for v in VARIANTS if not args.only or v.name in args.only]
-    for v in variants:  # a bad override fails here, before any run starts
-        resolve(v.preset, [*v.overrides, *extra])
-    failed = run_grid(cells(variants, args.seeds, Path(args.out), extra), args.jobs, args.threads)
-    table = aggregate(Path(args.out))
-    text = markdown(table, [v.name for v in VARIANTS])
-    print(text)
-    Path(args.out, "table.md").write_text(text + "\n")
-    Path(args.out, "table.json").write_text(json.dumps(table, indent=1) + "\n")
-    print(bar_figure(table, Path(args.out, "table.png"), [v.name for v in VARIANTS]))
-    if failed:
-        raise SystemExit(f"{len(failed)} runs failed: " + ", ".join(f"{c.variant.name}/seed{c.seed}" for c in failed))
+    run_table(VARIANTS, args, (f"train.epochs={args.epochs}", "eval.knn_every=0", "eval.linear=true"))
 
 
 if __name__ == "__main__":

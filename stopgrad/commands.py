@@ -158,10 +158,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    import json as _json
-
     from stopgrad.grid import SlurmOptions, parse_grid, submit
-    from stopgrad.sweep import aggregate, bar_figure, markdown, run_grid
+    from stopgrad.sweep import run_grid, write_table
 
     preset, overrides = args.preset, list(args.overrides)
     if preset and "=" in preset:
@@ -179,14 +177,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                             array=args.array)
         submit(grid_cells, opts, local=args.launcher == "slurm-local", threads=args.threads)
     failed = [c for c in grid_cells if not c.done]
-    table = aggregate(out)
-    order = [v.name for v in grid.variants]
-    text = markdown(table, order)
-    print(text)
-    (out / "table.md").write_text(text + "\n")
-    (out / "table.json").write_text(_json.dumps(table, indent=1) + "\n")
-    if table:
-        print(bar_figure(table, out / "table.png", order))
+    write_table(out, [v.name for v in grid.variants])
     if failed:
         raise StopgradError(f"{len(failed)} of {len(grid_cells)} runs did not finish: " + ", ".join(
             f"{c.variant.name}/seed{c.seed} (log {c.run_dir.with_suffix('.log')})" for c in failed)

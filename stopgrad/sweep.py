@@ -13,6 +13,7 @@ twice the work done of one two-thread run, without OpenMP spin-waits stealing ea
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from stopgrad.errors import StopgradError
 from stopgrad.rundir import CHECKPOINT, read_metrics
 
 #: Final values collected from a run: summary keys, then the last logged value of each metric.
@@ -210,10 +212,13 @@ def markdown(table: dict[str, dict[str, Any]], order: Sequence[str] | None = Non
     return "\n".join(lines)
 
 
+#: The panels of :func:`bar_figure` unless a grid names its own.
+BAR_KEYS = (("knn_top1", "kNN top-1"), ("linear_top1", "linear top-1"),
+            ("diag/effective_rank", "effective rank (projector)"), ("diag/center_norm_pre_bn", "‖s‖ (projector, pre-BN)"))
+
+
 def bar_figure(table: dict[str, dict[str, Any]], path: Path, order: Sequence[str] | None = None,
-               keys: Sequence[tuple[str, str]] = (("knn_top1", "kNN top-1"), ("linear_top1", "linear top-1"),
-                                                  ("diag/effective_rank", "effective rank (projector)"),
-                                                  ("diag/center_norm_pre_bn", "‖s‖ (projector, pre-BN)"))) -> Path:
+               keys: Sequence[tuple[str, str]] = BAR_KEYS) -> Path:
     """One panel per metric: the grid's variants as bars with ± std error bars (PNG)."""
     import matplotlib
 
@@ -239,3 +244,59 @@ def bar_figure(table: dict[str, dict[str, Any]], path: Path, order: Sequence[str
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return Path(path)
+
+
+def write_table(root: Path, order: Sequence[str], cols: Sequence[tuple[str, str, int, bool]] = COLUMNS,
+                figure_keys: Sequence[tuple[str, str]] | None = BAR_KEYS) -> dict[str, dict[str, Any]]:
+    """Aggregate ``ROOT``'s finished runs; print the table and write ``table.md``, ``table.json`` and,
+    with ``figure_keys``, ``table.png`` beside them. Returns the aggregated table."""
+    root = Path(root)
+    table = aggregate(root)
+    text = markdown(table, order, cols)
+    print(text)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "table.md").write_text(text + "\n")
+    (root / "table.json").write_text(json.dumps(table, indent=1) + "\n")
+    if figure_keys and table:
+        print(bar_figure(table, root / "table.png", order, figure_keys))
+    return table
+
+
+def grid_parser(description: str, out: str, seeds: Sequence[int] = (0, 1, 2)) -> argparse.ArgumentParser:
+    """The options every benchmark grid shares: ``--out --seeds --jobs --threads --only``."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--out", default=out, help="the grid's root: ROOT/<variant>/seed<k>, table.md, table.json")
+    p.add_argument("--seeds", type=int, nargs="+", default=list(seeds))
+    p.add_argument("--jobs", type=int, default=2, help="runs side by side")
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads of each run")
+    p.add_argument("--only", nargs="*", help="run only these variants")
+    return p
+
+
+def run_table(variants: Sequence[Variant], args: argparse.Namespace, extra: Sequence[str] = (),
+              cols: Sequence[tuple[str, str, int, bool]] = COLUMNS,
+              figure_keys: Sequence[tuple[str, str]] | None = BAR_KEYS) -> dict[str, dict[str, Any]]:
+    """Run a benchmark grid (the variants ``args.only`` names, else all) and write its table.
+
+    Every variant's overrides are resolved before any run starts, so a bad key or value costs no
+    run; a failed run is named after the table of the finished ones is written.
+    """
+    from stopgrad.config import resolve
+
+    names = [v.name for v in variants]
+    unknown = sorted(set(args.only or ()) - set(names))
+    if unknown:
+        raise SystemExit(f"error: --only {' '.join(unknown)}: no such variant; the variants are {', '.join(names)}")
+    chosen = [v for v in variants if not args.only or v.name in args.only]
+    for v in chosen:
+        try:
+            resolve(v.preset, [*v.overrides, *extra])
+        except StopgradError as e:
+            raise SystemExit(f"error: variant {v.name}: {e}") from None
+    failed = run_grid(cells(chosen, args.seeds, Path(args.out), extra), args.jobs, args.threads)
+    table = write_table(Path(args.out), names, cols, figure_keys)
+    if failed:
+        raise SystemExit(f"{len(failed)} runs failed: " + ", ".join(
+            f"{c.variant.name}/seed{c.seed} (log {c.run_dir.with_suffix('.log')})" for c in failed)
+            + "; rerun the same command to resume them")
+    return table

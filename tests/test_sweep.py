@@ -93,3 +93,25 @@ def test_bar_figure_draws_every_variant(tmp_path):
     _fake_run(tmp_path / "bad" / "seed0", 0.50, 3.0, alarm=True)
     png = bar_figure(aggregate(tmp_path), tmp_path / "t.png", ["good", "bad"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+def test_run_table_checks_before_running_and_writes_the_table(tmp_path, capsys):
+    from stopgrad.sweep import grid_parser, run_table
+
+    variants = [Variant("good", "default"), Variant("bad", "default", ("train.no_such_key=1",))]
+    args = grid_parser("t", str(tmp_path / "g")).parse_args(["--only", "good", "nope"])
+    with pytest.raises(SystemExit, match="--only nope: no such variant; the variants are good, bad"):
+        run_table(variants, args)
+    args = grid_parser("t", str(tmp_path / "g")).parse_args(["--only", "bad"])
+    with pytest.raises(SystemExit, match="variant bad: .*no_such_key"):
+        run_table(variants, args)
+    assert not (tmp_path / "g").exists()  # the bad override cost no run
+    _fake_run(tmp_path / "g" / "good" / "seed0", 0.80, 50.0)  # finished: skipped, then tabulated
+    _fake_run(tmp_path / "g" / "good" / "seed1", 0.82, 54.0)
+    args = grid_parser("t", str(tmp_path / "g")).parse_args(["--only", "good", "--seeds", "0", "1"])
+    table = run_table(variants, args, cols=(("knn_top1", "kNN", 3, True),))
+    assert table["good"]["n"] == 2
+    assert "| good | 2 | 0.810 ± 0.014 | 0/2 |" in (tmp_path / "g" / "table.md").read_text()
+    assert json.loads((tmp_path / "g" / "table.json").read_text())["good"]["n"] == 2
+    assert (tmp_path / "g" / "table.png").read_bytes()[:4] == b"\x89PNG"
+    assert "2 of 2 cells already done" in capsys.readouterr().out
