@@ -39,6 +39,7 @@ class Monitor:
         self.run_dir, self.cfg, self.method, self.enabled = Path(run_dir), cfg, method, enabled
         self.strikes = 0
         self.alarmed = False
+        self.ce_has_learned = False  # a softmax method's CE has left ln K once (see _alarm)
         self.cost_s = 0.0
         self._pre_bn: torch.Tensor | None = None
         self._hook = None
@@ -107,8 +108,14 @@ class Monitor:
         message = None
         if out_d := (self.method_dim(metrics)):
             message = D.collapse_alarm(metrics, out_d)
-        if message is None and "softmax_ce" in logs and hasattr(self.method, "softmax_classes"):
-            message = D.uniform_collapse_alarm(float(logs["softmax_ce"]), int(self.method.softmax_classes))
+        if "softmax_ce" in logs and hasattr(self.method, "softmax_classes"):
+            # Training starts at CE = ln K (both sides of a fresh softmax head are near uniform): only
+            # a *return* to ln K, after the CE has once left it, is uniform collapse. Without this
+            # gate a healthy DINO run with slow early learning raised the alarm at step 150.
+            uniform = D.uniform_collapse_alarm(float(logs["softmax_ce"]), int(self.method.softmax_classes))
+            self.ce_has_learned = self.ce_has_learned or uniform is None
+            if message is None and self.ce_has_learned:
+                message = uniform
         self.strikes = self.strikes + 1 if message else 0
         if not message or self.strikes < self.cfg.alarm_patience:
             return None

@@ -47,11 +47,13 @@ def test_uniform_collapse_alarm_for_softmax_methods(tmp_path):
     class Softmax(_NoMethod):
         softmax_classes = 100
 
+    ln_k = float(torch.log(torch.tensor(100.0)))
     mon = Monitor(tmp_path, TrainConfig(alarm_patience=1), Softmax())
-    with pytest.warns(CollapseWarning, match="ln"):
-        assert mon.check(0, {}, {"softmax_ce": float(torch.log(torch.tensor(100.0)))})
-    mon2 = Monitor(tmp_path, TrainConfig(alarm_patience=1), Softmax())
-    assert mon2.check(0, {}, {"softmax_ce": 2.0}) is None
+    for step in range(3):  # a fresh head starts at ln K: not a collapse
+        assert mon.check(step, {}, {"softmax_ce": ln_k}) is None
+    assert mon.check(3, {}, {"softmax_ce": 2.0}) is None  # it learns ...
+    with pytest.warns(CollapseWarning, match="ln"):  # ... and comes back to ln K: collapse
+        assert mon.check(4, {}, {"softmax_ce": ln_k})
 
 
 def test_training_logs_diagnostics_and_spectra(tiny):
