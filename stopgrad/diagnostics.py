@@ -33,6 +33,7 @@ MAX_CENTER_NORM = 0.95  # every normalised output points the same way
 # ~0.1 of healthy runs and the variance lives in under a tenth of the dimensions.
 DIMENSIONAL_CENTER_NORM = 0.3
 DIMENSIONAL_RANK_FRACTION = 0.1
+UNIFORM_CE_TOL = 0.02  # softmax methods: CE within this fraction of ln K is uniform (no information)
 
 
 def _as_float32(z: torch.Tensor) -> torch.Tensor:
@@ -257,7 +258,7 @@ def collapse_alarm(metrics: Mapping[str, float], d: int) -> str | None:
     return None
 
 
-def uniform_collapse_alarm(ce: float, k: int, tol: float = 0.02) -> str | None:
+def uniform_collapse_alarm(ce: float, k: int, tol: float = UNIFORM_CE_TOL) -> str | None:
     """A message when a softmax method's cross-entropy sits at the uniform value ``ln K``.
 
     For SwAV/DINO-style losses over ``K`` prototypes, predicting the uniform distribution gives

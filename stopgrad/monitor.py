@@ -7,6 +7,7 @@ fraction of training time."""
 from __future__ import annotations
 
 import json
+import math
 import time
 import warnings
 from pathlib import Path
@@ -112,8 +113,10 @@ class Monitor:
             # Training starts at CE = ln K (both sides of a fresh softmax head are near uniform): only
             # a *return* to ln K, after the CE has once left it, is uniform collapse. Without this
             # gate a healthy DINO run with slow early learning raised the alarm at step 150.
-            uniform = D.uniform_collapse_alarm(float(logs["softmax_ce"]), int(self.method.softmax_classes))
-            self.ce_has_learned = self.ce_has_learned or uniform is None
+            ce, k = float(logs["softmax_ce"]), int(self.method.softmax_classes)
+            uniform = D.uniform_collapse_alarm(ce, k)
+            # "left" means fell below the band: a fresh head's CE may also start above ln K
+            self.ce_has_learned = self.ce_has_learned or ce < (1 - D.UNIFORM_CE_TOL) * math.log(k)
             if message is None and self.ce_has_learned:
                 message = uniform
         self.strikes = self.strikes + 1 if message else 0
