@@ -110,15 +110,13 @@ class Monitor:
         if out_d := (self.method_dim(metrics)):
             message = D.collapse_alarm(metrics, out_d)
         if "softmax_ce" in logs and hasattr(self.method, "softmax_classes"):
-            # Training starts at CE = ln K (both sides of a fresh softmax head are near uniform): only
-            # a *return* to ln K, after the CE has once left it, is uniform collapse. Without this
-            # gate a healthy DINO run with slow early learning raised the alarm at step 150.
+            # A fresh softmax head starts at (or above) CE = ln K: only a *return* to ln K, after the
+            # CE has once fallen below the band, is uniform collapse. Without this gate a healthy
+            # DINO run with slow early learning raised the alarm at step 150.
             ce, k = float(logs["softmax_ce"]), int(self.method.softmax_classes)
-            uniform = D.uniform_collapse_alarm(ce, k)
-            # "left" means fell below the band: a fresh head's CE may also start above ln K
             self.ce_has_learned = self.ce_has_learned or ce < (1 - D.UNIFORM_CE_TOL) * math.log(k)
             if message is None and self.ce_has_learned:
-                message = uniform
+                message = D.uniform_collapse_alarm(ce, k)
         self.strikes = self.strikes + 1 if message else 0
         if not message or self.strikes < self.cfg.alarm_patience:
             return None
