@@ -33,6 +33,11 @@ MAX_CENTER_NORM = 0.95  # every normalised output points the same way
 # ~0.1 of healthy runs and the variance lives in under a tenth of the dimensions.
 DIMENSIONAL_CENTER_NORM = 0.3
 DIMENSIONAL_RANK_FRACTION = 0.1
+# Severe dimensional collapse, whatever the center vector: under 2% of the dimensions (at most 5
+# directions) carry the variance. Barlow Twins without its off-diagonal term sits at rank 1.8-2.4
+# of 256 with ‖s‖ 0.18-0.29 (under the 0.3 above); every healthy family-table run stays >= 13.
+SEVERE_RANK_FRACTION = 0.02
+SEVERE_RANK_CAP = 5.0
 UNIFORM_CE_TOL = 0.02  # softmax methods: CE within this fraction of ln K is uniform (no information)
 
 
@@ -235,7 +240,11 @@ def collapse_alarm(metrics: Mapping[str, float], d: int) -> str | None:
       projector that ends in BatchNorm cannot reach complete collapse (BN restores per-dimension
       variance), so collapse there shows as a grown center vector and a few remaining directions;
       on Fashion-MNIST, SimSiam without predictor or stop-gradient reached 0.37-0.39 and rank
-      14-15 of 256 within 2 epochs, while the healthy run stayed at 0.1 and rank 81.
+      14-15 of 256 within 2 epochs, while the healthy run stayed at 0.1 and rank 81;
+    - severe dimensional collapse: ``effective_rank < min(0.02·d, 5)`` whatever ``center_norm``
+      (a BN-ended projector can keep ‖s‖ small while its variance lives in two directions:
+      Barlow Twins without the off-diagonal term, rank 1.8-2.4 of 256 at ‖s‖ 0.18-0.29, where
+      healthy runs of every method on Fashion-MNIST stay at 13 or more).
 
     Args:
         metrics: diagnostic values.
@@ -255,6 +264,10 @@ def collapse_alarm(metrics: Mapping[str, float], d: int) -> str | None:
             and rank < DIMENSIONAL_RANK_FRACTION * d):
         return (f"dimensional collapse: center_norm = {cn:.3g} > {DIMENSIONAL_CENTER_NORM} and "
                 f"effective_rank = {rank:.3g} < {DIMENSIONAL_RANK_FRACTION}·d = {DIMENSIONAL_RANK_FRACTION * d:.3g}")
+    severe = min(SEVERE_RANK_FRACTION * d, SEVERE_RANK_CAP)
+    if rank is not None and rank < severe:
+        return (f"dimensional collapse: effective_rank = {rank:.3g} < min({SEVERE_RANK_FRACTION}·d, "
+                f"{SEVERE_RANK_CAP:g}) = {severe:.3g} (d = {d}): the variance lives in a few directions")
     return None
 
 

@@ -167,3 +167,15 @@ def test_dimensional_collapse_alarm_needs_both_signals():
     assert "dimensional collapse" in collapse_alarm({"center_norm": 0.4, "effective_rank": 12.0, "dim_std": 0.058}, d)
     assert collapse_alarm({"center_norm": 0.4, "effective_rank": 80.0, "dim_std": 0.06}, d) is None
     assert collapse_alarm({"center_norm": 0.1, "effective_rank": 12.0, "dim_std": 0.06}, d) is None
+
+
+def test_severe_rank_collapse_alarm_without_a_grown_center():
+    """Barlow Twins without its off-diagonal term: rank ~2 of 256 at ‖s‖ ~0.25 (no dimensional rule fires)."""
+    from stopgrad.diagnostics import collapse_alarm
+
+    d = 256
+    msg = collapse_alarm({"center_norm": 0.25, "effective_rank": 2.4, "dim_std": 0.06}, d)
+    assert msg is not None and "effective_rank = 2.4" in msg and "= 5" in msg
+    assert collapse_alarm({"center_norm": 0.05, "effective_rank": 13.0, "dim_std": 0.06}, d) is None  # healthy Barlow, early
+    assert collapse_alarm({"center_norm": 0.24, "effective_rank": 33.0, "dim_std": 0.03}, 1024) is None  # DINO logits
+    assert collapse_alarm({"center_norm": 0.1, "effective_rank": 2.0, "dim_std": 0.2}, 64) is None  # 0.02·64 < 2
