@@ -56,6 +56,23 @@ def test_uniform_collapse_alarm_for_softmax_methods(tmp_path):
         assert mon.check(4, {}, {"softmax_ce": ln_k})
 
 
+def test_uniform_alarm_needs_a_sustained_drop_below_ln_k(tmp_path):
+    """DINO's shape on Fashion-MNIST: CE just below the band at step 0, above ln K, then down through it."""
+    class Softmax(_NoMethod):
+        softmax_classes = 1024
+
+    ln_k = float(torch.log(torch.tensor(1024.0)))
+    mon = Monitor(tmp_path, TrainConfig(alarm_patience=3), Softmax())
+    healthy = (6.73, 6.93, 6.84, 6.81, 6.69, 6.60, 6.40, 6.0, 5.8)  # steps 0, 50, 100, ... of a healthy run
+    for step, ce in enumerate(healthy):
+        assert mon.check(50 * step, {}, {"softmax_ce": ce}) is None, (step, ce)
+    assert mon.ce_has_learned  # three checks in a row below 0.98·ln K
+    for step in range(9, 11):  # then a return to ln K: strikes 1, 2 ...
+        assert mon.check(50 * step, {}, {"softmax_ce": ln_k}) is None
+    with pytest.warns(CollapseWarning, match="uniform collapse"):  # ... 3: collapse
+        assert mon.check(550, {}, {"softmax_ce": ln_k})
+
+
 def test_training_logs_diagnostics_and_spectra(tiny):
     summary = train(resolve(None, tiny(**{"method.heads": "small", "train.steps": 4, "train.diag_every": 2,
                                           "train.spectrum_every": 2})))
