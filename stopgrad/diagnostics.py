@@ -34,11 +34,15 @@ MAX_CENTER_NORM = 0.95  # every normalised output points the same way
 DIMENSIONAL_CENTER_NORM = 0.3
 DIMENSIONAL_RANK_FRACTION = 0.1
 # Severe dimensional collapse, whatever the center vector: under 2% of the dimensions (at most 5
-# directions) carry the variance. Barlow Twins without its off-diagonal term sits at rank 1.8-2.4
-# of 256 with ‖s‖ 0.18-0.29 (under the 0.3 above); every healthy family-table run stays >= 13.
+# directions) carry the variance. Barlow Twins without its off-diagonal term ends at rank 2.0-2.4
+# of 256 with ‖s‖ 0.18-0.26 (under the 0.3 above); every healthy family-table run stays >= 13.
+# A batch of n rows has a centred rank of at most n - 1, so the rule also needs n > 4 x the threshold.
 SEVERE_RANK_FRACTION = 0.02
 SEVERE_RANK_CAP = 5.0
 UNIFORM_CE_TOL = 0.02  # softmax methods: CE within this fraction of ln K is uniform (no information)
+# ... and the uniform rule arms only after the CE stayed below that band for this many checks in a
+# row (at least; ``train.alarm_patience`` when larger): a fresh head starts near ln K, on either side.
+UNIFORM_ARM_CHECKS = 3
 
 
 def _as_float32(z: torch.Tensor) -> torch.Tensor:
@@ -226,7 +230,7 @@ def _get(metrics: Mapping[str, float], key: str) -> float | None:
     return None
 
 
-def collapse_alarm(metrics: Mapping[str, float], d: int) -> str | None:
+def collapse_alarm(metrics: Mapping[str, float], d: int, n: int | None = None) -> str | None:
     """A message when the embeddings have collapsed, completely or dimensionally, else ``None``.
 
     Fires on the first of (keys as returned by :func:`embedding_diagnostics`, with or without
@@ -243,12 +247,14 @@ def collapse_alarm(metrics: Mapping[str, float], d: int) -> str | None:
       14-15 of 256 within 2 epochs, while the healthy run stayed at 0.1 and rank 81;
     - severe dimensional collapse: ``effective_rank < min(0.02·d, 5)`` whatever ``center_norm``
       (a BN-ended projector can keep ‖s‖ small while its variance lives in two directions:
-      Barlow Twins without the off-diagonal term, rank 1.8-2.4 of 256 at ‖s‖ 0.18-0.29, where
-      healthy runs of every method on Fashion-MNIST stay at 13 or more).
+      Barlow Twins without the off-diagonal term ends at rank 2.0-2.4 of 256 at ‖s‖ 0.18-0.26,
+      where healthy runs of every method on Fashion-MNIST stay at 13 or more); skipped when the
+      batch has ``n <= 4·`` that threshold rows, whose rank cannot exceed ``n - 1`` anyway.
 
     Args:
         metrics: diagnostic values.
         d: dimension of the embeddings the metrics were computed on.
+        n: rows (batch size) they were computed on, when known.
     """
     dstd, threshold = _get(metrics, "dim_std"), DIM_STD_FRACTION / math.sqrt(d)
     if dstd is not None and dstd < threshold:
@@ -265,7 +271,7 @@ def collapse_alarm(metrics: Mapping[str, float], d: int) -> str | None:
         return (f"dimensional collapse: center_norm = {cn:.3g} > {DIMENSIONAL_CENTER_NORM} and "
                 f"effective_rank = {rank:.3g} < {DIMENSIONAL_RANK_FRACTION}·d = {DIMENSIONAL_RANK_FRACTION * d:.3g}")
     severe = min(SEVERE_RANK_FRACTION * d, SEVERE_RANK_CAP)
-    if rank is not None and rank < severe:
+    if rank is not None and rank < severe and (n is None or n > 4 * severe):
         return (f"dimensional collapse: effective_rank = {rank:.3g} < min({SEVERE_RANK_FRACTION}·d, "
                 f"{SEVERE_RANK_CAP:g}) = {severe:.3g} (d = {d}): the variance lives in a few directions")
     return None

@@ -42,6 +42,7 @@ class Monitor:
         self.alarmed = False
         self.ce_has_learned = False  # a softmax method's CE has left ln K for good once (see _alarm)
         self.ce_below = 0  # consecutive checks with the CE below the ln K band
+        self.rows: int | None = None  # global batch of the last diagnostics (bounds the rank)
         self.cost_s = 0.0
         self._pre_bn: torch.Tensor | None = None
         self._hook = None
@@ -81,6 +82,7 @@ class Monitor:
             return {}
         metrics: dict[str, float] = {}
         if embeddings:
+            self.rows = int(embeddings[0].shape[0])
             metrics.update(D.embedding_diagnostics(embeddings, features))
         if pre_bn is not None:
             metrics["center_norm_pre_bn"] = D.center_norm(pre_bn)
@@ -109,16 +111,17 @@ class Monitor:
     def _alarm(self, step: int, metrics: dict[str, float], logs: dict[str, Any]) -> str | None:
         message = None
         if out_d := (self.method_dim(metrics)):
-            message = D.collapse_alarm(metrics, out_d)
+            message = D.collapse_alarm(metrics, out_d, self.rows)
         if "softmax_ce" in logs and hasattr(self.method, "softmax_classes"):
             # A fresh softmax head starts near CE = ln K: only a *return* to ln K, after the CE has
-            # stayed below the band for ``alarm_patience`` checks in a row, is uniform collapse. A
-            # fresh DINO head on Fashion-MNIST starts just below the band (6.73 < 0.98·ln 1024 at
-            # step 0), rises above ln K and comes back down through the band by step 150: armed by
-            # its first check alone, the alarm fired on every healthy DINO run.
+            # stayed below the band for UNIFORM_ARM_CHECKS (or alarm_patience) checks in a row, is
+            # uniform collapse. A fresh DINO head on Fashion-MNIST starts just below the band
+            # (6.73 < 0.98·ln 1024 at step 0), rises above ln K and comes back down through the band
+            # by step 150: armed by its first check alone, the alarm fired on every healthy DINO run.
             ce, k = float(logs["softmax_ce"]), int(self.method.softmax_classes)
             self.ce_below = self.ce_below + 1 if ce < (1 - D.UNIFORM_CE_TOL) * math.log(k) else 0
-            self.ce_has_learned = self.ce_has_learned or self.ce_below >= self.cfg.alarm_patience
+            arm = max(D.UNIFORM_ARM_CHECKS, self.cfg.alarm_patience)
+            self.ce_has_learned = self.ce_has_learned or self.ce_below >= arm
             if message is None and self.ce_has_learned:
                 message = D.uniform_collapse_alarm(ce, k)
         self.strikes = self.strikes + 1 if message else 0

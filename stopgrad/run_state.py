@@ -32,7 +32,8 @@ def checkpoint_state(run: Run) -> dict[str, Any]:
             "scaler": run.scaler.state_dict() if run.scaler else None, "config": run.cfg.to_dict(),
             "elapsed_s": run.elapsed_s, "knn_online_s": run.knn_online_s, "last_loss": run.last_loss, "knn_history": run.knn_history,
             "total_steps": run.total_steps, "logs": rundir.log_sizes(run.run_dir),
-            "monitor": {"cost_s": run.monitor.cost_s, "alarmed": run.monitor.alarmed, "strikes": run.monitor.strikes}}
+            "monitor": {"cost_s": run.monitor.cost_s, "alarmed": run.monitor.alarmed, "strikes": run.monitor.strikes,
+                        "ce_has_learned": run.monitor.ce_has_learned, "ce_below": run.monitor.ce_below}}
 
 
 def save(run: Run) -> None:
@@ -67,6 +68,8 @@ def restore(run: Run, state: dict[str, Any], path: Path | str = "checkpoint") ->
         mon = dict(state.get("monitor", {}))
         run.monitor.cost_s, run.monitor.alarmed = float(mon.get("cost_s", 0.0)), bool(mon.get("alarmed", False))
         run.monitor.strikes = int(mon.get("strikes", 0))
+        run.monitor.ce_has_learned = bool(mon.get("ce_has_learned", False))
+        run.monitor.ce_below = int(mon.get("ce_below", 0))
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: its loop state is not what stopgrad writes ({e}); a damaged or forged "
                               "checkpoint") from e
