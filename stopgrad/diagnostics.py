@@ -33,10 +33,8 @@ MAX_CENTER_NORM = 0.95  # every normalised output points the same way
 # ~0.1 of healthy runs and the variance lives in under a tenth of the dimensions.
 DIMENSIONAL_CENTER_NORM = 0.3
 DIMENSIONAL_RANK_FRACTION = 0.1
-# Severe dimensional collapse, whatever the center vector: under 2% of the dimensions (at most 5
-# directions) carry the variance. Barlow Twins without its off-diagonal term ends at rank 2.0-2.4
-# of 256 with ‖s‖ 0.18-0.26 (under the 0.3 above); every healthy family-table run stays >= 13.
-# A batch of n rows has a centred rank of at most n - 1, so the rule also needs n > 4 x the threshold.
+# Severe dimensional collapse, whatever the center vector: effective rank < min(0.02·d, 5) (see
+# :func:`collapse_alarm` for the runs behind it).
 SEVERE_RANK_FRACTION = 0.02
 SEVERE_RANK_CAP = 5.0
 UNIFORM_CE_TOL = 0.02  # softmax methods: CE within this fraction of ln K is uniform (no information)
@@ -275,6 +273,12 @@ def collapse_alarm(metrics: Mapping[str, float], d: int, n: int | None = None) -
         return (f"dimensional collapse: effective_rank = {rank:.3g} < min({SEVERE_RANK_FRACTION}·d, "
                 f"{SEVERE_RANK_CAP:g}) = {severe:.3g} (d = {d}): the variance lives in a few directions")
     return None
+
+
+def below_uniform_band(ce: float, k: int, tol: float = UNIFORM_CE_TOL) -> bool:
+    """Whether a softmax method's cross-entropy lies below the uniform band ``ln K ± tol·ln K``: it
+    carries information. The monitor arms :func:`uniform_collapse_alarm` only after some checks of this."""
+    return ce < (1 - tol) * math.log(k)
 
 
 def uniform_collapse_alarm(ce: float, k: int, tol: float = UNIFORM_CE_TOL) -> str | None:

@@ -7,7 +7,6 @@ fraction of training time."""
 from __future__ import annotations
 
 import json
-import math
 import time
 import warnings
 from pathlib import Path
@@ -119,7 +118,7 @@ class Monitor:
             # (6.73 < 0.98·ln 1024 at step 0), rises above ln K and comes back down through the band
             # by step 150: armed by its first check alone, the alarm fired on every healthy DINO run.
             ce, k = float(logs["softmax_ce"]), int(self.method.softmax_classes)
-            self.ce_below = self.ce_below + 1 if ce < (1 - D.UNIFORM_CE_TOL) * math.log(k) else 0
+            self.ce_below = self.ce_below + 1 if D.below_uniform_band(ce, k) else 0
             arm = max(D.UNIFORM_ARM_CHECKS, self.cfg.alarm_patience)
             self.ce_has_learned = self.ce_has_learned or self.ce_below >= arm
             if message is None and self.ce_has_learned:
