@@ -326,13 +326,6 @@ def test_gray_preset_has_no_colour_ops() -> None:
     assert PRESETS["32"][0].blur_p == 0 and PRESETS["96"][0].blur_p > 0
 
 
-def test_24px_gray_preset_is_the_budget_comparisons_recipe() -> None:
-    """The preset must be exactly what benchmarks/fmnist_budget.py measured: 28-gray-strong, 24 px, solarize 0.2."""
-    measured = build_views("28-gray-strong", size=24, solarize_p=0.2).configs
-    assert build_views("24-gray-strong").configs == measured
-    assert build_views("28-gray-strong").configs != measured
-
-
 def test_cpu_chunking_does_not_change_results(monkeypatch: pytest.MonkeyPatch) -> None:
     views = build_views("96-byol", size=20)
     x = _images(10, 3, 24, 24)

@@ -48,6 +48,11 @@ def test_variants_are_the_measured_recipes_whatever_the_presets_now_say(budget) 
     assert base.data.views == "28-gray-strong" and base.train.epochs == 17
     assert cand.train.epochs == 21  # 17 x 1.25
     assert build_views(cand.data.views, **cand.data.view_overrides).configs == build_views("24-gray-strong").configs
-    # the preset that adopted the winner trains what the comparison trained
-    preset = resolve("fashion-mnist/simsiam")
-    assert preset.data.views == "24-gray-strong" and preset.train.epochs == cand.train.epochs
+
+
+def test_24px_gray_preset_is_the_comparisons_recipe() -> None:
+    """The adopted preset is exactly what was measured: 28-gray-strong at 24 px with solarize p 0.2."""
+    measured = build_views("28-gray-strong", size=24, solarize_p=0.2).configs
+    assert build_views("24-gray-strong").configs == measured
+    assert build_views("28-gray-strong").configs != measured
+    assert resolve("fashion-mnist/simsiam").data.views == "24-gray-strong"
