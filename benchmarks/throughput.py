@@ -44,6 +44,8 @@ from stopgrad.train import setup, train_step  # noqa: E402
 
 RESNET = ["data.dataset=synthetic-rgb", "data.views=32", "data.batch_size=256", "model.backbone=resnet18",
           "model.stem=cifar", "model.options={}", "train.diag_every=0"]
+FMNIST_28 = ["train.diag_every=0", "data.views=28-gray-strong"]  # the presets' 28x28 views before 2026-12-07
+
 CONFIGS = {
     "resnet18-simsiam": ("fashion-mnist/simsiam", [*RESNET, "method.heads=simsiam-cifar"]),
     "resnet18-byol": ("fashion-mnist/byol", [*RESNET, "method.heads=byol"]),
@@ -54,11 +56,9 @@ CONFIGS = {
     "fmnist-directcopy": ("fashion-mnist/directcopy", ["train.diag_every=0"]),
     # options measured in the recipe screen (README "Round 3"), from the 28x28 views the presets had until
     # 2026-12-07 (the fmnist-* rows of the README's tables before that date are fmnist-simsiam-28px's step)
-    "fmnist-simsiam-28px": ("fashion-mnist/simsiam", ["train.diag_every=0", "data.views=28-gray-strong"]),
-    "fmnist-simsiam-24px": ("fashion-mnist/simsiam", ["train.diag_every=0", "data.views=28-gray-strong",
-                                                      "data.view_overrides={size: 24}"]),
-    "fmnist-simsiam-24px-pool-first": ("fashion-mnist/simsiam", ["train.diag_every=0", "data.views=28-gray-strong",
-                                                                  "data.view_overrides={size: 24}",
+    "fmnist-simsiam-28px": ("fashion-mnist/simsiam", FMNIST_28),
+    "fmnist-simsiam-24px": ("fashion-mnist/simsiam", [*FMNIST_28, "data.view_overrides={size: 24}"]),
+    "fmnist-simsiam-24px-pool-first": ("fashion-mnist/simsiam", [*FMNIST_28, "data.view_overrides={size: 24}",
                                                                   "model.options={pool: 3, pool_first: true}"]),
 }
 
