@@ -111,7 +111,7 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument("run_dir")
     ex.add_argument("--out", default=None, help="the .safetensors file (default RUN_DIR/backbone.safetensors)")
     ex.set_defaults(func=cmd_export)
-    tb = sub.add_parser("table", help="mean ± std table of a grid of runs ROOT/<variant>/seed<k>")
+    tb = sub.add_parser("table", help="mean ± std table of runs ROOT/<variant>/seed<k> or ROOT/<variant>-seed<k>")
     tb.add_argument("root")
     tb.set_defaults(func=cmd_table)
     c = sub.add_parser("config", help="print the resolved config, each key with its type, default and help")

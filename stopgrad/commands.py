@@ -202,7 +202,8 @@ def cmd_table(args: argparse.Namespace) -> int:
 
     table = aggregate(Path(args.root))
     if not table:
-        raise RunFolderError(f"no finished runs under {args.root}/<variant>/seed*")
+        raise RunFolderError(f"no finished runs under {args.root}: expected {args.root}/<variant>/seed<k> or "
+                             f"{args.root}/<variant>-seed<k> folders with a summary.json")
     print(markdown(table))
     return 0
 

@@ -17,6 +17,7 @@ import argparse
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -167,19 +168,31 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return m, math.sqrt(sum((v - m) ** 2 for v in values) / (n - 1))
 
 
+def seed_groups(root: Path) -> dict[str, list[Path]]:
+    """``{variant: finished run folders}`` of ``ROOT/<variant>/seed<k>`` (a grid) and of
+    ``ROOT/<variant>-seed<k>`` (runs named with ``train.name=<variant>-seed<k>``)."""
+    groups: dict[str, list[Path]] = {}
+    for d in sorted(p for p in Path(root).iterdir() if p.is_dir()):
+        grid_cells = [c for c in sorted(d.glob("seed*")) if (c / "summary.json").exists()]
+        if grid_cells:
+            groups.setdefault(d.name, []).extend(grid_cells)
+        named = re.fullmatch(r"(.+)-seed\d+", d.name)
+        if named and (d / "summary.json").exists():
+            groups.setdefault(named.group(1), []).append(d)
+    return groups
+
+
 def aggregate(root: Path) -> dict[str, dict[str, Any]]:
-    """``{variant: {key: (mean, std), "n": seeds, "alarms": k}}`` over ``ROOT/<variant>/seed*``."""
+    """``{variant: {key: (mean, std), "n": seeds, "alarms": k}}`` over the runs of :func:`seed_groups`."""
     table: dict[str, dict[str, Any]] = {}
-    for vdir in sorted(p for p in Path(root).iterdir() if p.is_dir()):
-        rows = [collect(d) for d in sorted(vdir.glob("seed*")) if (d / "summary.json").exists()]
-        if not rows:
-            continue
+    for variant, dirs in sorted(seed_groups(root).items()):
+        rows = [collect(d) for d in dirs]
         entry: dict[str, Any] = {"n": len(rows), "alarms": sum(bool(r.get("collapse_alarm")) for r in rows)}
         keys = {k for r in rows for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         for k in sorted(keys):
             vals = [float(r[k]) for r in rows if k in r]
             entry[k] = mean_std(vals)
-        table[vdir.name] = entry
+        table[variant] = entry
     return table
 
 

@@ -61,6 +61,28 @@ def test_collect_aggregate_markdown(tmp_path):
     assert custom.splitlines()[2] == "| bad | 1 | 3.0 |  | 1/1 |"
 
 
+def test_aggregate_groups_runs_named_variant_seed(tmp_path):
+    # runs trained with train.name=<variant>-seed<k> side by side group like a grid's cells
+    _fake_run(tmp_path / "byol-24-seed0", 0.84, 50.0)
+    _fake_run(tmp_path / "byol-24-seed2", 0.86, 50.0)
+    _fake_run(tmp_path / "simsiam-24-seed1", 0.85, 50.0)
+    (tmp_path / "byol-24-seed1").mkdir()  # still training: no summary.json, not counted
+    _fake_run(tmp_path / "grid" / "seed0", 0.70, 50.0)
+    table = aggregate(tmp_path)
+    assert sorted(table) == ["byol-24", "grid", "simsiam-24"]
+    assert table["byol-24"]["n"] == 2 and table["byol-24"]["knn_top1"][0] == pytest.approx(0.85)
+    assert table["simsiam-24"]["n"] == 1 and table["grid"]["knn_top1"][0] == pytest.approx(0.70)
+
+
+def test_table_command_names_both_layouts_when_empty(tmp_path, capsys):
+    from stopgrad.cli import main
+
+    (tmp_path / "byol-24-seed0").mkdir()
+    assert main(["table", str(tmp_path)]) != 0
+    err = capsys.readouterr().err
+    assert "<variant>/seed<k>" in err and "<variant>-seed<k>" in err and "Traceback" not in err
+
+
 def test_run_grid_trains_skips_and_tables(tmp_path, capsys):
     root = tmp_path / "grid"
     variant = Variant("tiny-simsiam", "default", tuple(o for o in tiny_overrides(tmp_path)
