@@ -113,6 +113,7 @@ def parser() -> argparse.ArgumentParser:
     ex.set_defaults(func=cmd_export)
     tb = sub.add_parser("table", help="mean ± std table of runs ROOT/<variant>/seed<k> or ROOT/<variant>-seed<k>")
     tb.add_argument("root")
+    tb.add_argument("--out", default=None, help="also write table.md, table.json and the bar figure table.png here")
     tb.set_defaults(func=cmd_table)
     c = sub.add_parser("config", help="print the resolved config, each key with its type, default and help")
     c.add_argument("preset", nargs="?", help="a preset under configs/ (default: default)")

@@ -259,19 +259,20 @@ def bar_figure(table: dict[str, dict[str, Any]], path: Path, order: Sequence[str
     return Path(path)
 
 
-def write_table(root: Path, order: Sequence[str], cols: Sequence[tuple[str, str, int, bool]] = COLUMNS,
-                figure_keys: Sequence[tuple[str, str]] | None = BAR_KEYS) -> dict[str, dict[str, Any]]:
+def write_table(root: Path, order: Sequence[str] | None, cols: Sequence[tuple[str, str, int, bool]] = COLUMNS,
+                figure_keys: Sequence[tuple[str, str]] | None = BAR_KEYS,
+                out: Path | None = None) -> dict[str, dict[str, Any]]:
     """Aggregate ``ROOT``'s finished runs; print the table and write ``table.md``, ``table.json`` and,
-    with ``figure_keys``, ``table.png`` beside them. Returns the aggregated table."""
-    root = Path(root)
-    table = aggregate(root)
+    with ``figure_keys``, ``table.png`` into ``out`` (default ``ROOT``). Returns the aggregated table."""
+    table = aggregate(Path(root))
+    out = Path(out) if out is not None else Path(root)
     text = markdown(table, order, cols)
     print(text)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "table.md").write_text(text + "\n")
-    (root / "table.json").write_text(json.dumps(table, indent=1) + "\n")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table.md").write_text(text + "\n")
+    (out / "table.json").write_text(json.dumps(table, indent=1) + "\n")
     if figure_keys and table:
-        print(bar_figure(table, root / "table.png", order, figure_keys))
+        print(bar_figure(table, out / "table.png", order, figure_keys))
     return table
 
 

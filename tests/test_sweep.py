@@ -72,6 +72,12 @@ def test_aggregate_groups_runs_named_variant_seed(tmp_path):
     assert sorted(table) == ["byol-24", "grid", "simsiam-24"]
     assert table["byol-24"]["n"] == 2 and table["byol-24"]["knn_top1"][0] == pytest.approx(0.85)
     assert table["simsiam-24"]["n"] == 1 and table["grid"]["knn_top1"][0] == pytest.approx(0.70)
+    from stopgrad.cli import main
+
+    assert main(["table", str(tmp_path), "--out", str(tmp_path / "tab")]) == 0
+    md = (tmp_path / "tab" / "table.md").read_text()
+    assert "| byol-24 | 2 | 0.8500 ± 0.0141 |" in md and (tmp_path / "tab" / "table.png").stat().st_size > 0
+    assert json.loads((tmp_path / "tab" / "table.json").read_text())["byol-24"]["n"] == 2
 
 
 def test_table_command_names_both_layouts_when_empty(tmp_path, capsys):
