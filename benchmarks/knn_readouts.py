@@ -7,7 +7,8 @@ sense of Jha et al. 2024, Sec. 3). This script reads one trained run's features 
 training split (the bank) and of its evaluation split (the held-out images of a run trained with
 ``data.holdout``, else the test set), and scores the kNN of:
 
-- ``standard``: the features as the project's kNN reads them (must equal ``stopgrad eval knn``);
+- ``standard``: the features as the project's kNN reads them (the same features and formula as
+  ``stopgrad eval knn``, so the same number);
 - ``centred``: minus the bank's mean feature, then cosine;
 - ``standardised``: minus the bank's mean, over the bank's per-dimension std (as the linear probe
   reads them), then cosine;
@@ -29,47 +30,63 @@ import torch
 from torch import nn
 
 from stopgrad.backbones import ConvNet
+from stopgrad.errors import StopgradError, describe
 from stopgrad.evaluate import knn_accuracy
-from stopgrad.run_evaluation import labelled_train
+from stopgrad.rundir import read_summary, require_run_dir
+from stopgrad.run_evaluation import features, labelled_train
 from stopgrad.train import load_run
 
 READOUTS = ("standard", "centred", "standardised", "pre-relu", "with-block3")
 
 
-def _convnet_taps(backbone: nn.Module, taps: dict[str, torch.Tensor]) -> bool:
-    """Hooks that keep the last BN's output (cloned: the ReLU after it runs in place) and block 3's
-    pooled map; False when the backbone is not a ConvNet."""
+def _convnet_taps(backbone: nn.Module, taps: dict[str, list[torch.Tensor]]) -> list:
+    """Hooks that append, batch by batch, the last BN's output pooled to the output grid (taken before
+    the in-place ReLU after it) and block 3's map pooled to that grid; their handles (none when the
+    backbone is not a ConvNet)."""
     if not isinstance(backbone, ConvNet):
-        return False
+        return []
     layers = list(backbone.features)
-    last_bn = [m for m in layers[-3].modules() if isinstance(m, nn.BatchNorm2d)][-1]
     grid = layers[-2].output_size  # the GridPool's side
-    last_bn.register_forward_hook(
-        lambda m, i, o: taps.__setitem__("pre-relu", nn.functional.adaptive_avg_pool2d(o.clone(), grid).flatten(1)))
-    layers[-4].register_forward_hook(
-        lambda m, i, o: taps.__setitem__("block3", nn.functional.adaptive_avg_pool2d(o, grid).flatten(1)))
-    return True
+    last_bn = [m for m in layers[-3].modules() if isinstance(m, nn.BatchNorm2d)][-1]
+
+    def keep(name: str):
+        return lambda m, i, o: taps[name].append(nn.functional.adaptive_avg_pool2d(o, grid).flatten(1).float().cpu())
+
+    return [last_bn.register_forward_hook(keep("pre-relu")), layers[-4].register_forward_hook(keep("block3"))]
 
 
-@torch.no_grad()
-def readout_features(run, images: torch.Tensor, batch: int = 1000) -> dict[str, torch.Tensor]:
-    """``{"out": backbone output, "pre-relu": ..., "block3": ...}`` of ``images`` (fp32, eval mode)."""
-    backbone = run.method.backbone.eval()
-    taps: dict[str, torch.Tensor] = {}
-    convnet = _convnet_taps(backbone, taps)
-    parts: dict[str, list[torch.Tensor]] = {"out": [], "pre-relu": [], "block3": []}
-    for start in range(0, len(images), batch):
-        x = run.views.eval_transform(images[start:start + batch].to(run.device))
-        parts["out"].append(backbone(x).float().cpu())
-        if convnet:
-            parts["pre-relu"].append(taps["pre-relu"].float().cpu())
-            parts["block3"].append(taps["block3"].float().cpu())
-    return {k: torch.cat(v) for k, v in parts.items() if v}
+def readout_features(run, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``{"out": the backbone features of the project's kNN, "pre-relu": ..., "block3": ...}`` of
+    ``images``. ``out`` comes from :func:`stopgrad.run_evaluation.features` (the run's precision,
+    memory format and batch size), and the taps ride along on the same forward passes."""
+    taps: dict[str, list[torch.Tensor]] = {"pre-relu": [], "block3": []}
+    handles = _convnet_taps(run.method.backbone, taps)
+    try:
+        out = {"out": features(run, images)}
+    finally:
+        for h in handles:
+            h.remove()
+    return {**out, **{k: torch.cat(v) for k, v in taps.items() if v}}
+
+
+def normalised(bank: torch.Tensor, queries: torch.Tensor, how: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bank and queries ``as-is``, ``centred`` (minus the bank's mean) or ``standardised`` (then over
+    the bank's per-dimension std, plus 1e-6 as the probe does): the queries never lend their own statistics."""
+    if how == "as-is":
+        return bank, queries
+    mean = bank.mean(0)
+    if how == "centred":
+        return bank - mean, queries - mean
+    if how == "standardised":
+        std = bank.std(0) + 1e-6
+        return (bank - mean) / std, (queries - mean) / std
+    raise ValueError(f"how={how!r}: expected 'as-is', 'centred' or 'standardised'")
 
 
 def readout_accuracies(run) -> dict[str, float]:
     """kNN top-1 of every readout of :data:`READOUTS` that this backbone has."""
-    assert run.test_set is not None, "the run's dataset has no labelled evaluation split"
+    if run.test_set is None:
+        raise StopgradError(f"{run.run_dir}: {run.cfg.data.dataset} has no labelled evaluation split here")
     images, bank_labels = labelled_train(run)
     bank, queries = readout_features(run, images), readout_features(run, run.test_set.images)
     k, t = run.cfg.eval.knn_k, run.cfg.eval.knn_t
@@ -77,10 +94,8 @@ def readout_accuracies(run) -> dict[str, float]:
     def knn(a: torch.Tensor, b: torch.Tensor) -> float:
         return knn_accuracy(a, bank_labels, b, run.test_set.labels, k=k, temperature=t)
 
-    mean, std = bank["out"].mean(0), bank["out"].std(0) + 1e-6
-    acc = {"standard": knn(bank["out"], queries["out"]),
-           "centred": knn(bank["out"] - mean, queries["out"] - mean),
-           "standardised": knn((bank["out"] - mean) / std, (queries["out"] - mean) / std)}
+    acc = {name: knn(*normalised(bank["out"], queries["out"], how))
+           for name, how in (("standard", "as-is"), ("centred", "centred"), ("standardised", "standardised"))}
     if "pre-relu" in bank:
         acc["pre-relu"] = knn(bank["pre-relu"], queries["pre-relu"])
         acc["with-block3"] = knn(torch.cat([bank["out"], bank["block3"]], 1),
@@ -98,7 +113,13 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     results = {}
     for run_dir in args.runs:
-        acc = readout_accuracies(load_run(run_dir))
+        try:
+            if "knn_top1" not in read_summary(require_run_dir(run_dir)):
+                raise StopgradError(f"{run_dir}: not a finished run (its summary.json has no final kNN); "
+                                    f"finish it with `stopgrad resume {run_dir}` first")
+            acc = readout_accuracies(load_run(run_dir))
+        except (StopgradError, OSError, ValueError) as e:
+            raise SystemExit(f"knn_readouts: error: {describe(e)}") from None
         results[str(run_dir)] = acc
         print(f"{run_dir}: " + "  ".join(f"{name} {value:.4f}" for name, value in acc.items()), flush=True)
     if len(results) > 1:

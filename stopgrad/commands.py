@@ -200,14 +200,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_table(args: argparse.Namespace) -> int:
     from stopgrad.sweep import aggregate, markdown, write_table
 
-    if not aggregate(Path(args.root)):
+    table = aggregate(Path(args.root))
+    if not table:
         raise RunFolderError(f"no finished runs under {args.root}: expected {args.root}/<variant>/seed<k> or "
                              f"{args.root}/<variant>-seed<k> folders with a summary.json")
     if args.out:
-        write_table(Path(args.root), None, out=Path(args.out))
+        write_table(Path(args.root), None, out=Path(args.out), table=table)
         print(f"written to {args.out}/table.md, table.json and table.png")
     else:
-        print(markdown(aggregate(Path(args.root))))
+        print(markdown(table))
     return 0
 
 

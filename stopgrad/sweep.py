@@ -170,16 +170,24 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 def seed_groups(root: Path) -> dict[str, list[Path]]:
     """``{variant: finished run folders}`` of ``ROOT/<variant>/seed<k>`` (a grid) and of
-    ``ROOT/<variant>-seed<k>`` (runs named with ``train.name=<variant>-seed<k>``)."""
-    groups: dict[str, list[Path]] = {}
+    ``ROOT/<variant>-seed<k>`` (runs named with ``train.name=<variant>-seed<k>``).
+
+    A folder with grid cells is a grid variant, whatever its name. A variant found in both layouts
+    is refused (:class:`StopgradError`): its rows would mix runs of possibly different configs."""
+    grid: dict[str, list[Path]] = {}
+    named: dict[str, list[Path]] = {}
     for d in sorted(p for p in Path(root).iterdir() if p.is_dir()):
-        grid_cells = [c for c in sorted(d.glob("seed*")) if (c / "summary.json").exists()]
-        if grid_cells:
-            groups.setdefault(d.name, []).extend(grid_cells)
-        named = re.fullmatch(r"(.+)-seed\d+", d.name)
-        if named and (d / "summary.json").exists():
-            groups.setdefault(named.group(1), []).append(d)
-    return groups
+        cells_ = [c for c in sorted(d.glob("seed*")) if (c / "summary.json").exists()]
+        match = re.fullmatch(r"(.+)-seed\d+", d.name)
+        if cells_:
+            grid[d.name] = cells_
+        elif match and (d / "summary.json").exists():
+            named.setdefault(match.group(1), []).append(d)
+    for variant, dirs in named.items():
+        if variant in grid:
+            raise StopgradError(f"{root}: variant {variant!r} is both a grid ({root}/{variant}/seed*) and runs named "
+                                f"{dirs[0].name}; one table cannot mix them: move one of them to another folder")
+    return {**grid, **named}
 
 
 def aggregate(root: Path) -> dict[str, dict[str, Any]]:
@@ -231,8 +239,9 @@ BAR_KEYS = (("knn_top1", "kNN top-1"), ("linear_top1", "linear top-1"),
 
 
 def bar_figure(table: dict[str, dict[str, Any]], path: Path, order: Sequence[str] | None = None,
-               keys: Sequence[tuple[str, str]] = BAR_KEYS) -> Path:
-    """One panel per metric: the grid's variants as bars with ± std error bars (PNG)."""
+               keys: Sequence[tuple[str, str]] = BAR_KEYS, title: str | None = None) -> Path:
+    """One panel per metric: the grid's variants as bars with ± std error bars (PNG), titled with
+    ``title`` (default: the folder the PNG goes to)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -251,7 +260,7 @@ def bar_figure(table: dict[str, dict[str, Any]], path: Path, order: Sequence[str
         if finite and key.endswith("top1"):
             ax.set_ylim(min(finite) - 0.03, max(finite) + 0.02)
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"mean ± std over seeds (red: a collapse alarm fired in some seed) — {Path(path).parent.name}",
+    fig.suptitle(f"mean ± std over seeds (red: a collapse alarm fired in some seed) — {title or Path(path).parent.name}",
                  fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -260,11 +269,12 @@ def bar_figure(table: dict[str, dict[str, Any]], path: Path, order: Sequence[str
 
 
 def write_table(root: Path, order: Sequence[str] | None, cols: Sequence[tuple[str, str, int, bool]] = COLUMNS,
-                figure_keys: Sequence[tuple[str, str]] | None = BAR_KEYS,
-                out: Path | None = None) -> dict[str, dict[str, Any]]:
-    """Aggregate ``ROOT``'s finished runs; print the table and write ``table.md``, ``table.json`` and,
-    with ``figure_keys``, ``table.png`` into ``out`` (default ``ROOT``). Returns the aggregated table."""
-    table = aggregate(Path(root))
+                figure_keys: Sequence[tuple[str, str]] | None = BAR_KEYS, out: Path | None = None,
+                table: dict[str, dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """Aggregate ``ROOT``'s finished runs (unless ``table`` is that already); print the table and write
+    ``table.md``, ``table.json`` and, with ``figure_keys``, ``table.png`` into ``out`` (default ``ROOT``).
+    Returns the aggregated table."""
+    table = aggregate(Path(root)) if table is None else table
     out = Path(out) if out is not None else Path(root)
     text = markdown(table, order, cols)
     print(text)
@@ -272,7 +282,7 @@ def write_table(root: Path, order: Sequence[str] | None, cols: Sequence[tuple[st
     (out / "table.md").write_text(text + "\n")
     (out / "table.json").write_text(json.dumps(table, indent=1) + "\n")
     if figure_keys and table:
-        print(bar_figure(table, out / "table.png", order, figure_keys))
+        print(bar_figure(table, out / "table.png", order, figure_keys, title=Path(root).name))
     return table
 
 

@@ -8,6 +8,7 @@ import math
 import pytest
 
 from stopgrad.cli import main
+from stopgrad.errors import StopgradError
 from stopgrad.sweep import Variant, aggregate, cells, collect, markdown, mean_std, run_grid
 from tests.conftest import tiny_overrides
 
@@ -78,6 +79,24 @@ def test_aggregate_groups_runs_named_variant_seed(tmp_path):
     md = (tmp_path / "tab" / "table.md").read_text()
     assert "| byol-24 | 2 | 0.8500 ± 0.0141 |" in md and (tmp_path / "tab" / "table.png").stat().st_size > 0
     assert json.loads((tmp_path / "tab" / "table.json").read_text())["byol-24"]["n"] == 2
+
+
+def test_aggregate_refuses_a_variant_in_both_layouts(tmp_path, capsys):
+    _fake_run(tmp_path / "byol" / "seed0", 0.84, 50.0)
+    _fake_run(tmp_path / "byol" / "seed1", 0.85, 50.0)
+    _fake_run(tmp_path / "byol-seed0", 0.70, 50.0)  # would count seed 0 twice, from two configs
+    with pytest.raises(StopgradError, match="'byol' is both a grid"):
+        aggregate(tmp_path)
+    from stopgrad.cli import main
+
+    assert main(["table", str(tmp_path)]) != 0
+    assert "both a grid" in capsys.readouterr().err
+    # a folder holding grid cells is a grid variant even when its name ends in -seed<k>
+    other = tmp_path / "other"
+    _fake_run(other / "x-seed0" / "seed0", 0.80, 50.0)
+    (other / "x-seed0" / "summary.json").write_text(json.dumps({"knn_top1": 0.60}))
+    table = aggregate(other)
+    assert list(table) == ["x-seed0"] and table["x-seed0"]["knn_top1"][0] == pytest.approx(0.80)
 
 
 def test_table_command_names_both_layouts_when_empty(tmp_path, capsys):
