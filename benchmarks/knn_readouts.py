@@ -32,6 +32,7 @@ from torch import nn
 from stopgrad.backbones import ConvNet
 from stopgrad.errors import StopgradError, describe
 from stopgrad.evaluate import knn_accuracy
+from stopgrad.probe import standardise
 from stopgrad.rundir import read_summary, require_run_dir
 from stopgrad.run_evaluation import features, labelled_train
 from stopgrad.train import load_run
@@ -71,15 +72,16 @@ def readout_features(run, images: torch.Tensor) -> dict[str, torch.Tensor]:
 
 def normalised(bank: torch.Tensor, queries: torch.Tensor, how: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Bank and queries ``as-is``, ``centred`` (minus the bank's mean) or ``standardised`` (then over
-    the bank's per-dimension std, plus 1e-6 as the probe does): the queries never lend their own statistics."""
+    the bank's per-dimension std: the probe's :func:`stopgrad.probe.standardise`): the queries never
+    lend their own statistics."""
     if how == "as-is":
         return bank, queries
-    mean = bank.mean(0)
     if how == "centred":
+        mean = bank.mean(0)
         return bank - mean, queries - mean
     if how == "standardised":
-        std = bank.std(0) + 1e-6
-        return (bank - mean) / std, (queries - mean) / std
+        bank, queries = standardise(bank, queries)
+        return bank, queries
     raise ValueError(f"how={how!r}: expected 'as-is', 'centred' or 'standardised'")
 
 

@@ -1,6 +1,11 @@
-"""Shared fixtures: a tiny run config on the synthetic dataset that trains in seconds."""
+"""Shared fixtures: a tiny run config on the synthetic dataset that trains in seconds, and the
+benchmark scripts loaded as modules."""
 
 from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -40,3 +45,11 @@ def isolated_data(monkeypatch: pytest.MonkeyPatch, tmp_path):
     for name, source in list(SOURCES.items()):
         monkeypatch.setitem(SOURCES, name, dataclasses.replace(source, system_dirs=()))
     return home
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """``benchmarks/<name>.py`` imported as a module (the folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

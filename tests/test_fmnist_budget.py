@@ -3,22 +3,16 @@ after the presets adopted its winner (the presets' views and epochs must not lea
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from stopgrad.augment import build_views
 from stopgrad.config import resolve
+from tests.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def budget():
-    spec = importlib.util.spec_from_file_location("fmnist_budget",
-                                                  Path(__file__).parents[1] / "benchmarks/fmnist_budget.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("fmnist_budget")
 
 
 def _table(base_knn: float, base_lin: float, cand_knn: float, cand_lin: float, n: int = 3) -> dict:

@@ -4,23 +4,17 @@ the bank's statistics only; no hook is left behind)."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
 from stopgrad.config import resolve
 from stopgrad.train import evaluate_knn, load_run, train
+from tests.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def readouts():
-    spec = importlib.util.spec_from_file_location("knn_readouts",
-                                                  Path(__file__).parents[1] / "benchmarks/knn_readouts.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("knn_readouts")
 
 
 @pytest.mark.parametrize("pool_first", [False, True])

@@ -1,7 +1,6 @@
 """The linear-probe protocol (L2 chosen on held-out training data, refit, test once), the held-out
 evaluation split, the online/final kNN rows, and the supervised reference."""
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from stopgrad.config import resolve
 from stopgrad.plots import knn_series, plot_runs
 from stopgrad.probe import fit_logistic, linear_protocol
 from stopgrad.train import load_splits, train
+from tests.conftest import load_benchmark
 
 
 def gaussian_task(n: int, d: int, noise: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,9 +97,7 @@ def test_online_and_final_knn_are_two_series(tiny, tmp_path):
     assert summary["linear"]["l2"] in summary["linear"]["grid"] and summary["eval_split"] == "test"
     assert "knn_top1.png" in {p.name for p in plot_runs([d], tmp_path / "plots")}
     # benchmarks/accuracy_vs_minutes.py puts each online point at its share of the training wall time
-    spec = importlib.util.spec_from_file_location("avm", Path(__file__).parents[1] / "benchmarks/accuracy_vs_minutes.py")
-    avm = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(avm)
+    avm = load_benchmark("accuracy_vs_minutes")
     pts, last = avm.points(d)
     minutes = summary["wall_s"] / 60
     assert [round(m / minutes * 30) for m, _ in pts] == [10, 20] and last == (minutes, summary["knn_top1"])
