@@ -36,6 +36,8 @@ PUBLISHED_FMNIST_VIEWS = "data.views=28-gray"
 # The views of the tables rerun with the strong views (2026-12-06: the predictor-family and
 # method-family tables, jha-2023-fmnist), pinned for the same reason should the presets move on.
 STRONG_FMNIST_VIEWS = "data.views=28-gray-strong"
+# The presets' views since 2026-12-07 (round 3's budget comparison), the tables' default since then.
+PRESET_FMNIST_VIEWS = "24-gray-strong"
 SUMMARY_KEYS = ("knn_top1", "linear_top1", "wall_s", "images_per_s", "steps", "collapse_alarm")
 METRIC_KEYS = ("loss", "diag/center_norm_pre_bn", "diag/center_norm", "diag/dim_std",
                "diag/effective_rank", "diag/feat_effective_rank", "diag/offdiag_norm",
@@ -286,9 +288,15 @@ def write_table(root: Path, order: Sequence[str] | None, cols: Sequence[tuple[st
     return table
 
 
-def grid_parser(description: str, out: str, seeds: Sequence[int] = (0, 1, 2)) -> argparse.ArgumentParser:
-    """The options every benchmark grid shares: ``--out --seeds --jobs --threads --only``."""
+def grid_parser(description: str, out: str, seeds: Sequence[int] = (0, 1, 2),
+                views: str | None = None) -> argparse.ArgumentParser:
+    """The options every benchmark grid shares: ``--out --seeds --jobs --threads --only``, and
+    ``--views`` (default ``views``) for a grid whose variants all train one view preset."""
     p = argparse.ArgumentParser(description=description)
+    if views is not None:
+        p.add_argument("--views", default=views,
+                       help=f"the view preset every variant trains (default {views}; 28-gray-strong gave the "
+                            f"2026-12-06 table, 28-gray the 2026-12-01 one)")
     p.add_argument("--out", default=out, help="the grid's root: ROOT/<variant>/seed<k>, table.md, table.json")
     p.add_argument("--seeds", type=int, nargs="+", default=list(seeds))
     p.add_argument("--jobs", type=int, default=2, help="runs side by side")
