@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import traceback
 import warnings
@@ -165,12 +166,14 @@ def run_command(args: argparse.Namespace, debug: bool) -> int:
         if debug:
             traceback.print_exc()
         run_dir = getattr(e, "run_dir", None)
+        by = getattr(e, "signal_name", "SIGINT")
         if run_dir is not None:
-            print(f"stopgrad: interrupted at step {e.step}; a checkpoint of that step was written to {run_dir} "
+            what = "interrupted" if by == "SIGINT" else f"stopped by {by}"
+            print(f"stopgrad: {what} at step {e.step}; a checkpoint of that step was written to {run_dir} "
                   f"(resume with `stopgrad resume {run_dir}`)", file=sys.stderr)
         else:
             print("stopgrad: interrupted", file=sys.stderr)
-        return 130
+        return 128 + getattr(signal, by, signal.SIGINT)  # the shell's code for that signal: 130, 143
     except (StopgradError, OSError) as e:
         if debug:
             traceback.print_exc()

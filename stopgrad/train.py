@@ -31,6 +31,7 @@ from stopgrad.optim import lr_at, set_lr
 from stopgrad.precision import autocast
 from stopgrad.run_evaluation import evaluate_knn, evaluate_linear, features
 from stopgrad.run_state import ResumeWarning, load_state, restore, save
+from stopgrad.stop_signal import StopRequest, stop_requests
 
 __all__ = ["NonFiniteLossError", "Run", "RunInterrupted", "build_model", "evaluate_knn", "evaluate_linear",
            "features", "fit", "holdout_split", "load_run", "load_splits", "resume", "seed_all", "setup", "train",
@@ -42,11 +43,21 @@ class NonFiniteLossError(StopgradError, FloatingPointError):
 
 
 class RunInterrupted(KeyboardInterrupt):
-    """Ctrl-C during training, after a checkpoint of the current step was written."""
+    """Ctrl-C (SIGINT) or SIGTERM during training, after a checkpoint of the current step was written."""
 
-    def __init__(self, run_dir: Path, step: int) -> None:
+    def __init__(self, run_dir: Path, step: int, signal_name: str = "SIGINT") -> None:
         super().__init__(f"interrupted at step {step}")
-        self.run_dir, self.step = run_dir, step
+        self.run_dir, self.step, self.signal_name = run_dir, step, signal_name
+
+
+def stop_requested(run: Run, stop: StopRequest) -> bool:
+    """Whether a polite stop (:mod:`stopgrad.stop_signal`) was asked for. Under DDP every process
+    must stop at the same step, so they agree on it by an all-reduce at each logging step."""
+    if not dist.is_dist():
+        return bool(stop)
+    if run.step % run.cfg.train.log_every:
+        return False
+    return dist.all_reduce_sum(torch.tensor([float(bool(stop))], device=run.device)).item() > 0
 
 
 # ------------------------------------------------------------------------------------ data order
@@ -139,67 +150,71 @@ def fit(run: Run) -> dict[str, Any]:
     perm_epoch, perm = -1, None
     t_window, n_window = time.perf_counter(), 0
     run.method.train()
-    try:
-        while run.step < run.total_steps:
-            step = run.step
-            epoch = step // run.steps_per_epoch
-            if epoch != perm_epoch:
-                perm, perm_epoch = epoch_permutation(cfg.train.seed, epoch, len(run.train_set)), epoch
-            t0 = time.perf_counter()
-            idx = batch_indices(run, step, perm)
-            batch = images_all[idx.to(images_all.device)]
-            if run.method.uses_labels:  # the supervised reference only: SSL methods never see a label
-                loss, logs, out = train_step(run, step, batch.to(run.device, non_blocking=True),
-                                             run.train_set.labels[idx].to(run.device))
-            else:
-                loss, logs, out = train_step(run, step, batch.to(run.device, non_blocking=True))
-            if run.monitor.due(step):  # every process: the diagnostics are of the global batch
-                diag = run.monitor.compute(step, out)
-                alarm = run.monitor.check(step, diag, out.logs)
-                if main:
-                    rundir.append_metrics(run.run_dir, {"step": step + 1, "epoch": (step + 1) / run.steps_per_epoch,
-                                                        **diag, **({"alarm": alarm} if alarm else {})})
-                    run.monitor.scalars(step, diag)
-            run.step += 1
-            run.elapsed_s += time.perf_counter() - t0
-            n_window += len(batch) * dist.world_size()
-            if run.step % cfg.train.log_every == 0 or run.step == run.total_steps:
-                run.last_loss = dist.all_reduce_mean(loss.float()).item()
-                dt = time.perf_counter() - t_window
-                ips = n_window / dt if dt > 0 else 0.0
-                row = {"step": run.step, "epoch": run.step / run.steps_per_epoch, "loss": run.last_loss,
-                       "images_per_s": ips, **{k: float(v) for k, v in {**logs, **out.logs}.items()}}
-                if main:
-                    rundir.append_metrics(run.run_dir, row)
-                    run.monitor.scalars(run.step, row)
-                bar.set_postfix(epoch=f"{run.step / run.steps_per_epoch:.2f}", loss=f"{run.last_loss:.4f}",
-                                img_s=f"{ips:.0f}")
-                t_window, n_window = time.perf_counter(), 0
-            bar.update(1)
-            if knn_every and run.step % knn_every == 0 and run.step < run.total_steps and main:
-                t_knn = time.perf_counter()
-                acc = evaluate_knn(run, cfg.eval.knn_train_limit, point="knn.online")
-                run.knn_online_s += time.perf_counter() - t_knn
-                if acc is not None:
-                    # the online kNN (a training subset) is its own series, never one line with the final one
-                    row = {"step": run.step, "epoch": run.step / run.steps_per_epoch, "knn_online_top1": acc,
-                           "knn_train_images": min(cfg.eval.knn_train_limit or len(run.train_set), len(run.train_set))}
-                    run.knn_history.append(row)
-                    rundir.append_metrics(run.run_dir, row)
-                    bar.write(f"step {run.step}: online kNN top-1 {acc:.4f}", file=sys.stderr)
-                t_window, n_window = time.perf_counter(), 0
-            if run.step % cfg.train.ckpt_every == 0 and run.step < run.total_steps:
-                save(run)
-    except KeyboardInterrupt:
-        bar.close()
-        run.monitor.close()
-        save(run)  # a clean stop keeps everything done so far
-        raise RunInterrupted(run.run_dir, run.step) from None
-    except BaseException:
-        run.monitor.close()
-        raise
-    finally:
-        bar.close()  # before any error is printed, so it does not land on the bar's line
+    with stop_requests() as stop:  # SIGTERM: stop after this step, with a checkpoint
+        try:
+            while run.step < run.total_steps:
+                step = run.step
+                epoch = step // run.steps_per_epoch
+                if epoch != perm_epoch:
+                    perm, perm_epoch = epoch_permutation(cfg.train.seed, epoch, len(run.train_set)), epoch
+                t0 = time.perf_counter()
+                idx = batch_indices(run, step, perm)
+                batch = images_all[idx.to(images_all.device)]
+                if run.method.uses_labels:  # the supervised reference only: SSL methods never see a label
+                    loss, logs, out = train_step(run, step, batch.to(run.device, non_blocking=True),
+                                                 run.train_set.labels[idx].to(run.device))
+                else:
+                    loss, logs, out = train_step(run, step, batch.to(run.device, non_blocking=True))
+                if run.monitor.due(step):  # every process: the diagnostics are of the global batch
+                    diag = run.monitor.compute(step, out)
+                    alarm = run.monitor.check(step, diag, out.logs)
+                    if main:
+                        rundir.append_metrics(run.run_dir, {"step": step + 1, "epoch": (step + 1) / run.steps_per_epoch,
+                                                            **diag, **({"alarm": alarm} if alarm else {})})
+                        run.monitor.scalars(step, diag)
+                run.step += 1
+                run.elapsed_s += time.perf_counter() - t0
+                n_window += len(batch) * dist.world_size()
+                if run.step % cfg.train.log_every == 0 or run.step == run.total_steps:
+                    run.last_loss = dist.all_reduce_mean(loss.float()).item()
+                    dt = time.perf_counter() - t_window
+                    ips = n_window / dt if dt > 0 else 0.0
+                    row = {"step": run.step, "epoch": run.step / run.steps_per_epoch, "loss": run.last_loss,
+                           "images_per_s": ips, **{k: float(v) for k, v in {**logs, **out.logs}.items()}}
+                    if main:
+                        rundir.append_metrics(run.run_dir, row)
+                        run.monitor.scalars(run.step, row)
+                    bar.set_postfix(epoch=f"{run.step / run.steps_per_epoch:.2f}", loss=f"{run.last_loss:.4f}",
+                                    img_s=f"{ips:.0f}")
+                    t_window, n_window = time.perf_counter(), 0
+                bar.update(1)
+                if knn_every and run.step % knn_every == 0 and run.step < run.total_steps and main:
+                    t_knn = time.perf_counter()
+                    acc = evaluate_knn(run, cfg.eval.knn_train_limit, point="knn.online")
+                    run.knn_online_s += time.perf_counter() - t_knn
+                    if acc is not None:
+                        # the online kNN (a training subset) is its own series, never one line with the final one
+                        bank = min(cfg.eval.knn_train_limit or len(run.train_set), len(run.train_set))
+                        row = {"step": run.step, "epoch": run.step / run.steps_per_epoch, "knn_online_top1": acc,
+                               "knn_train_images": bank}
+                        run.knn_history.append(row)
+                        rundir.append_metrics(run.run_dir, row)
+                        bar.write(f"step {run.step}: online kNN top-1 {acc:.4f}", file=sys.stderr)
+                    t_window, n_window = time.perf_counter(), 0
+                if run.step % cfg.train.ckpt_every == 0 and run.step < run.total_steps:
+                    save(run)
+                if run.step < run.total_steps and stop_requested(run, stop):
+                    raise KeyboardInterrupt(stop.signal_name)
+        except KeyboardInterrupt:
+            bar.close()
+            run.monitor.close()
+            save(run)  # a clean stop keeps everything done so far
+            raise RunInterrupted(run.run_dir, run.step, stop.signal_name or "SIGINT") from None
+        except BaseException:
+            run.monitor.close()
+            raise
+        finally:
+            bar.close()  # before any error is printed, so it does not land on the bar's line
     save(run)
     try:
         summary = finish(run, run.last_loss)

@@ -1,0 +1,123 @@
+"""SIGTERM (a scheduler's time limit or preemption, a plain ``kill``) stops training at a step
+boundary with a checkpoint, and the resumed run equals the uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from stopgrad import cli, rundir
+from stopgrad import train as train_mod
+from stopgrad.stop_signal import stop_requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Unhandled(Exception):
+    """Raised by the test's own SIGTERM handler: the code under test installed none."""
+
+
+@pytest.fixture
+def fallback():
+    """A SIGTERM handler of the test's own, so a missing polite stop fails the test, not the runner."""
+    def unhandled(signum, frame):
+        raise Unhandled("SIGTERM reached the handler installed before training")
+
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    yield unhandled
+    signal.signal(signal.SIGTERM, previous)
+
+
+def test_the_first_sigterm_sets_the_request_and_the_second_interrupts(fallback):
+    before = signal.getsignal(signal.SIGTERM)
+    with stop_requests() as stop:
+        assert not stop and stop.signal_name is None
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.01)  # the handler runs in the main thread between bytecodes
+        assert stop and stop.signal_name == "SIGTERM"
+        with pytest.raises(KeyboardInterrupt, match="second SIGTERM"):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.01)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_an_ignored_sigterm_stays_ignored():
+    before = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        with stop_requests() as stop:
+            assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.01)
+            assert not stop
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def test_sigterm_mid_step_finishes_the_step_checkpoints_and_resumes_exactly(tiny, isolated_data, capsys, tmp_path,
+                                                                          monkeypatch, fallback):
+    over = tiny(**{"method.name": "byol", "method.heads": "small", "train.steps": 8})
+    assert cli.main(["train", *over, "train.name=full"]) == 0  # the reference, through the same door
+    full = json.loads((tmp_path / "full" / "summary.json").read_text())
+    real = train_mod.train_step
+
+    def term_inside_step_3(run, step, images):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives while step 3 runs; the step still completes
+        return real(run, step, images)
+
+    monkeypatch.setattr(train_mod, "train_step", term_inside_step_3)
+    code = cli.main(["train", *over, "train.name=stopped"])
+    assert signal.getsignal(signal.SIGTERM) is fallback  # the loop's handler is gone with the loop
+    monkeypatch.setattr(train_mod, "train_step", real)
+    err = capsys.readouterr().err
+    stopped = tmp_path / "stopped"
+    assert code == 143 and "Traceback" not in err, err
+    assert f"stopped by SIGTERM at step 4; a checkpoint of that step was written to {stopped}" in err
+    assert rundir.load_checkpoint(stopped).state["step"] == 4
+    assert not (stopped / "summary.json").exists()
+    resumed = train_mod.resume(stopped)
+    assert resumed["final_loss"] == full["final_loss"] and resumed["knn_top1"] == full["knn_top1"]
+    a = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(stopped / "checkpoint.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    steps = [json.loads(line)["step"] for line in open(stopped / "metrics.jsonl") if '"loss"' in line]
+    assert steps == list(range(1, 9))
+
+
+def test_a_real_sigterm_to_stopgrad_train_then_resume(tmp_path):
+    """The process as a scheduler sees it: SIGTERM mid-run, exit 143 with a checkpoint, then resume."""
+    args = ["data.dataset=synthetic", "data.batch_size=16", "model.backbone=convnet", "model.width=0.25",
+            "method.heads=small", "train.steps=40", "train.ckpt_every=1000", "train.log_every=1",
+            "eval.knn_every=0", "eval.knn_k=5", f"train.out_dir={tmp_path}", "train.progress=false",
+            "train.num_threads=1"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cli_cmd = [sys.executable, "-m", "stopgrad", "train"]
+    ref = subprocess.run(cli_cmd + args + ["train.name=ref"], env=env, capture_output=True, text=True, timeout=300)
+    assert ref.returncode == 0, ref.stderr
+    proc = subprocess.Popen(cli_cmd + args + ["train.name=term"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    run = tmp_path / "term"
+    deadline = time.time() + 120
+    while time.time() < deadline:  # a few steps in, long before the first periodic checkpoint
+        if (run / "metrics.jsonl").exists() and sum(1 for _ in open(run / "metrics.jsonl")) >= 5:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    step = rundir.load_checkpoint(run).state["step"]
+    assert 1 <= step < 40 and f"stopped by SIGTERM at step {step}" in err
+    res = subprocess.run([sys.executable, "-m", "stopgrad", "resume", str(run)], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    a = json.loads((tmp_path / "ref" / "summary.json").read_text())
+    b = json.loads((run / "summary.json").read_text())
+    assert a["knn_top1"] == b["knn_top1"] and a["final_loss"] == b["final_loss"] and a["steps"] == b["steps"]
