@@ -18,6 +18,7 @@ import json
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ from typing import Any, Iterable, Sequence
 
 from stopgrad.errors import StopgradError
 from stopgrad.rundir import CHECKPOINT, read_metrics
+from stopgrad.stop_signal import stop_requests
 
 #: Final values collected from a run: summary keys, then the last logged value of each metric.
 # The views of the Fashion-MNIST grids measured before the presets moved to 28-gray-strong
@@ -108,28 +110,51 @@ def run_grid(grid: Sequence[Cell], jobs: int = 2, threads: int = 1, log=lambda s
     log(f"{len(grid) - len(todo)} of {len(grid)} cells already done; running {len(todo)}, {jobs} at a time")
     running: list[tuple[Cell, subprocess.Popen, float, Any]] = []
     failed: list[Cell] = []
-    while todo or running:
-        while todo and len(running) < jobs:
-            cell = todo.pop(0)
-            cell.run_dir.parent.mkdir(parents=True, exist_ok=True)
-            fh = open(cell.run_dir.with_suffix(".log"), "a")
-            proc = subprocess.Popen(cell.command(threads), stdout=fh, stderr=subprocess.STDOUT, env=env)
-            running.append((cell, proc, time.time(), fh))
-            log(f"start {cell.variant.name} seed {cell.seed}")
-        time.sleep(1.0)
-        for item in list(running):
-            cell, proc, t0, fh = item
-            if proc.poll() is None:
-                continue
-            running.remove(item)
-            fh.close()
-            ok = proc.returncode == 0 and cell.done
-            if not ok:
-                failed.append(cell)
-            log(f"{'done' if ok else 'FAILED (exit %d)' % proc.returncode} {cell.variant.name} "
-                f"seed {cell.seed} in {time.time() - t0:.0f} s"
-                + ("" if ok else f"; see {cell.run_dir.with_suffix('.log')}"))
+    with stop_requests() as stop:
+        while todo or running:
+            if stop:
+                stop_grid(running, stop.signal_name or "SIGTERM", log)
+            start_and_reap(todo, running, failed, jobs, threads, env, log)
     return failed
+
+
+def stop_grid(running: list[tuple[Cell, subprocess.Popen, float, Any]], signal_name: str, log) -> None:
+    """Pass a polite stop on to the running cells, wait while they write their checkpoints, and
+    exit with the shell's status for the signal (143 for SIGTERM)."""
+    for _, proc, _, _ in running:
+        proc.send_signal(signal.SIGTERM)
+    for cell, proc, _, fh in running:
+        proc.wait()
+        fh.close()
+        log(f"stopped {cell.variant.name} seed {cell.seed} (its checkpoint is in {cell.run_dir})")
+    print(f"stopped by {signal_name}: {len(running)} running cells wrote checkpoints; rerun the same command "
+          "to resume the grid", file=sys.stderr, flush=True)
+    raise SystemExit(128 + getattr(signal, signal_name, signal.SIGTERM))
+
+
+def start_and_reap(todo: list[Cell], running: list[tuple[Cell, subprocess.Popen, float, Any]], failed: list[Cell],
+                   jobs: int, threads: int, env: dict[str, str], log) -> None:
+    """One turn of :func:`run_grid`: start cells up to ``jobs``, wait a second, collect the finished."""
+    while todo and len(running) < jobs:
+        cell = todo.pop(0)
+        cell.run_dir.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(cell.run_dir.with_suffix(".log"), "a")
+        proc = subprocess.Popen(cell.command(threads), stdout=fh, stderr=subprocess.STDOUT, env=env)
+        running.append((cell, proc, time.time(), fh))
+        log(f"start {cell.variant.name} seed {cell.seed}")
+    time.sleep(1.0)
+    for item in list(running):
+        cell, proc, t0, fh = item
+        if proc.poll() is None:
+            continue
+        running.remove(item)
+        fh.close()
+        ok = proc.returncode == 0 and cell.done
+        if not ok:
+            failed.append(cell)
+        log(f"{'done' if ok else 'FAILED (exit %d)' % proc.returncode} {cell.variant.name} "
+            f"seed {cell.seed} in {time.time() - t0:.0f} s"
+            + ("" if ok else f"; see {cell.run_dir.with_suffix('.log')}"))
 
 
 def run_variants(variants: Sequence[Variant], seeds: Iterable[int], root: Path, jobs: int = 2, threads: int = 1,

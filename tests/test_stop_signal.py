@@ -121,3 +121,38 @@ def test_a_real_sigterm_to_stopgrad_train_then_resume(tmp_path):
     a = json.loads((tmp_path / "ref" / "summary.json").read_text())
     b = json.loads((run / "summary.json").read_text())
     assert a["knn_top1"] == b["knn_top1"] and a["final_loss"] == b["final_loss"] and a["steps"] == b["steps"]
+
+
+def test_a_grid_passes_sigterm_on_and_resumes_where_its_cells_stopped(tmp_path, fallback):
+    """``run_grid`` (the benchmark tables, ``stopgrad reproduce``) stops its running cells politely."""
+    import threading
+
+    from stopgrad.sweep import Variant, cells, run_grid
+    from tests.conftest import tiny_overrides
+
+    over = tuple(o for o in tiny_overrides(tmp_path, **{"train.steps": 150, "train.log_every": 1})
+                 if not o.startswith("train.out_dir"))
+    grid = cells([Variant("tiny", "default", over)], [0, 1], tmp_path / "grid")
+
+    def term_once_both_train():
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            logs = [c.run_dir / "metrics.jsonl" for c in grid]
+            if all(p.exists() and sum(1 for _ in open(p)) >= 3 for p in logs):
+                break
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=term_once_both_train, daemon=True).start()
+    seen: list[str] = []
+    with pytest.raises(SystemExit) as stopped:
+        run_grid(grid, jobs=2, threads=1, log=seen.append)
+    assert stopped.value.code == 143
+    for c in grid:
+        assert not c.done
+        assert 1 <= rundir.load_checkpoint(c.run_dir).state["step"] < 150
+        assert "stopped by SIGTERM" in c.run_dir.with_suffix(".log").read_text()
+    assert sum(s.startswith("stopped tiny seed") for s in seen) == 2
+    assert run_grid(grid, jobs=2, threads=1, log=lambda s: None) == []
+    for c in grid:
+        assert json.loads((c.run_dir / "summary.json").read_text())["steps"] == 150
