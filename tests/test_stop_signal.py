@@ -6,10 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,8 +14,8 @@ import torch
 from stopgrad import cli, rundir
 from stopgrad import train as train_mod
 from stopgrad.stop_signal import stop_requests
+from tests.conftest import resume_equals_reference, signal_mid_run
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 class Unhandled(Exception):
@@ -94,33 +91,11 @@ def test_sigterm_mid_step_finishes_the_step_checkpoints_and_resumes_exactly(tiny
 
 def test_a_real_sigterm_to_stopgrad_train_then_resume(tmp_path):
     """The process as a scheduler sees it: SIGTERM mid-run, exit 143 with a checkpoint, then resume."""
-    args = ["data.dataset=synthetic", "data.batch_size=16", "model.backbone=convnet", "model.width=0.25",
-            "method.heads=small", "train.steps=40", "train.ckpt_every=1000", "train.log_every=1",
-            "eval.knn_every=0", "eval.knn_k=5", f"train.out_dir={tmp_path}", "train.progress=false",
-            "train.num_threads=1"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cli_cmd = [sys.executable, "-m", "stopgrad", "train"]
-    ref = subprocess.run(cli_cmd + args + ["train.name=ref"], env=env, capture_output=True, text=True, timeout=300)
-    assert ref.returncode == 0, ref.stderr
-    proc = subprocess.Popen(cli_cmd + args + ["train.name=term"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    run = tmp_path / "term"
-    deadline = time.time() + 120
-    while time.time() < deadline:  # a few steps in, long before the first periodic checkpoint
-        if (run / "metrics.jsonl").exists() and sum(1 for _ in open(run / "metrics.jsonl")) >= 5:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143, err
+    code, err, run = signal_mid_run(tmp_path, signal.SIGTERM, rows=5, ckpt_every=1000)  # before any periodic one
+    assert code == 143, err
     step = rundir.load_checkpoint(run).state["step"]
     assert 1 <= step < 40 and f"stopped by SIGTERM at step {step}" in err
-    res = subprocess.run([sys.executable, "-m", "stopgrad", "resume", str(run)], env=env,
-                         capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr
-    a = json.loads((tmp_path / "ref" / "summary.json").read_text())
-    b = json.loads((run / "summary.json").read_text())
-    assert a["knn_top1"] == b["knn_top1"] and a["final_loss"] == b["final_loss"] and a["steps"] == b["steps"]
+    resume_equals_reference(tmp_path, run)
 
 
 def test_a_grid_passes_sigterm_on_and_resumes_where_its_cells_stopped(tmp_path, fallback):

@@ -2,11 +2,7 @@
 damaged checkpoints, run-folder contents."""
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,8 +12,8 @@ from stopgrad import rundir
 from stopgrad import train as train_mod
 from stopgrad.config import resolve
 from stopgrad.train import NonFiniteLossError, resume, train
+from tests.conftest import resume_equals_reference, signal_mid_run
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def metrics(run_dir):
@@ -67,32 +63,10 @@ def test_resume_after_crash_equals_uninterrupted(tiny, monkeypatch):
 
 def test_sigkill_mid_epoch_then_resume(tmp_path):
     """A real SIGKILL of `stopgrad train` mid-epoch, then `stopgrad resume`: same final metrics."""
-    args = ["data.dataset=synthetic", "data.batch_size=16", "model.backbone=convnet", "model.width=0.25",
-            "method.heads=small", "train.steps=40", "train.ckpt_every=5", "train.log_every=1",
-            "eval.knn_every=0", "eval.knn_k=5", f"train.out_dir={tmp_path}", "train.progress=false",
-            "train.num_threads=1"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cli = [sys.executable, "-m", "stopgrad", "train"]
-    ref = subprocess.run(cli + args + ["train.name=ref"], env=env, capture_output=True, text=True, timeout=300)
-    assert ref.returncode == 0, ref.stderr
-    proc = subprocess.Popen(cli + args + ["train.name=killed"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    killed = tmp_path / "killed"
-    deadline = time.time() + 120
-    while time.time() < deadline:  # wait until past the second checkpoint, then kill mid-epoch
-        if (killed / "metrics.jsonl").exists() and len(metrics(killed)) >= 12:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    _, _, killed = signal_mid_run(tmp_path, signal.SIGKILL, rows=12, ckpt_every=5)  # past the second checkpoint
     state = rundir.load_checkpoint(killed).state
     assert 5 <= state["step"] < 40
-    res = subprocess.run([sys.executable, "-m", "stopgrad", "resume", str(killed)], env=env,
-                         capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr
-    a = json.loads((tmp_path / "ref" / "summary.json").read_text())
-    b = json.loads((killed / "summary.json").read_text())
-    assert a["knn_top1"] == b["knn_top1"] and a["final_loss"] == b["final_loss"] and a["steps"] == b["steps"]
+    resume_equals_reference(tmp_path, killed)
 
 
 def test_nan_loss_stops_with_clear_error(tiny):
