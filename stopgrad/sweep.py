@@ -113,7 +113,7 @@ def run_grid(grid: Sequence[Cell], jobs: int = 2, threads: int = 1, log=lambda s
     with stop_requests() as stop:
         while todo or running:
             if stop:
-                stop_grid(running, stop.signal_name or "SIGTERM", log)
+                stop_grid(running, stop.signal_name, log)
             start_and_reap(todo, running, failed, jobs, threads, env, log)
     return failed
 
