@@ -89,6 +89,8 @@ def parser() -> argparse.ArgumentParser:
     rr.add_argument("--out", default=None, help="output folder (default runs/reproduce/NAME)")
     rr.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the claim set's)")
     rr.add_argument("--quick", action="store_true", help="the about-a-minute form used by the tests")
+    rr.add_argument("--views", default=None, help="the view preset of a claim set made of image training runs "
+                    "(default: the set's own, which `stopgrad reproduce list` shows)")
     rr.set_defaults(func=cmd_reproduce)
     sw = sub.add_parser("sweep", help="a grid of runs: stopgrad sweep PRESET key=a,b,c train.seed=0,1,2",
                         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from stopgrad.cell_check import check_cells
 from stopgrad.errors import StopgradError
 from stopgrad.rundir import CHECKPOINT, read_metrics
 from stopgrad.stop_signal import stop_requests
@@ -83,9 +84,17 @@ class Cell:
         cell killed before its first checkpoint has its config.yaml and starts over under resume)."""
         if (self.run_dir / CHECKPOINT).exists() or (self.run_dir / "config.yaml").exists():
             return [sys.executable, "-m", "stopgrad", "resume", str(self.run_dir)]
-        return [sys.executable, "-m", "stopgrad", "train", self.variant.preset, *self.variant.overrides,
-                *self.extra, f"train.seed={self.seed}", f"train.out_dir={self.run_dir.parent}",
-                f"train.name={self.run_dir.name}", f"train.num_threads={threads}", "train.progress=false"]
+        return [sys.executable, "-m", "stopgrad", "train", self.preset, *self.train_overrides(),
+                f"train.num_threads={threads}", "train.progress=false"]
+
+    @property
+    def preset(self) -> str:
+        return self.variant.preset
+
+    def train_overrides(self) -> list[str]:
+        """The overrides that make this cell's run (threads and progress bars aside)."""
+        return [*self.variant.overrides, *self.extra, f"train.seed={self.seed}",
+                f"train.out_dir={self.run_dir.parent}", f"train.name={self.run_dir.name}"]
 
 
 def cells(variants: Sequence[Variant], seeds: Iterable[int], root: Path,
@@ -102,9 +111,12 @@ def run_grid(grid: Sequence[Cell], jobs: int = 2, threads: int = 1, log=lambda s
     """Run every unfinished cell, ``jobs`` at a time; return the cells that failed.
 
     Each cell's stdout/stderr go to ``<run_dir>.log``. A failing cell does not stop the others.
+    A cell already there but made under other settings stops the grid before anything runs
+    (:func:`stopgrad.cell_check.check_cells`).
     """
     if jobs < 1 or threads < 1:
         raise ValueError(f"jobs and threads must be >= 1, got jobs={jobs}, threads={threads}")
+    check_cells(grid)
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS=str(threads))
     todo = [c for c in grid if not c.done]
     log(f"{len(grid) - len(todo)} of {len(grid)} cells already done; running {len(todo)}, {jobs} at a time")
@@ -350,7 +362,10 @@ def run_table(variants: Sequence[Variant], args: argparse.Namespace, extra: Sequ
             resolve(v.preset, [*v.overrides, *extra])
         except StopgradError as e:
             raise SystemExit(f"error: variant {v.name}: {e}") from None
-    failed = run_grid(cells(chosen, args.seeds, Path(args.out), extra), args.jobs, args.threads)
+    try:
+        failed = run_grid(cells(chosen, args.seeds, Path(args.out), extra), args.jobs, args.threads)
+    except StopgradError as e:
+        raise SystemExit(f"error: {e}") from None
     table = write_table(Path(args.out), names, cols, figure_keys)
     if failed:
         raise SystemExit(f"{len(failed)} runs failed: " + ", ".join(

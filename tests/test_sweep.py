@@ -124,6 +124,13 @@ def test_run_grid_trains_skips_and_tables(tmp_path, capsys):
     assert seen[0].startswith("2 of 2 cells already done")
     assert main(["table", str(root)]) == 0
     assert "| tiny-simsiam | 2 |" in capsys.readouterr().out
+    # the same grid asked with other settings does not reuse (or mix in) the runs made before
+    other = Variant(variant.name, "default", (*variant.overrides, "data.views=28-gray-strong"))
+    with pytest.raises(StopgradError, match=r"tiny-simsiam/seed0 was made with other settings .*data\.views: "
+                                            r"'28-gray' there, '28-gray-strong' asked.*and 1 more cells.*another "
+                                            r"output folder"):
+        run_grid(cells([other], [0, 1], root), jobs=1, log=lambda s: None)
+    assert run_grid(cells([variant], [1], root), jobs=1, threads=2, log=lambda s: None) == []  # threads may differ
 
 
 def test_run_grid_reports_failures(tmp_path):
@@ -143,6 +150,7 @@ def test_bar_figure_draws_every_variant(tmp_path):
 
 
 def test_run_table_checks_before_running_and_writes_the_table(tmp_path, capsys):
+    from stopgrad.config import dump_yaml, resolve
     from stopgrad.sweep import grid_parser, run_table
 
     variants = [Variant("good", "default"), Variant("bad", "default", ("train.no_such_key=1",))]
@@ -162,3 +170,8 @@ def test_run_table_checks_before_running_and_writes_the_table(tmp_path, capsys):
     assert json.loads((tmp_path / "g" / "table.json").read_text())["good"]["n"] == 2
     assert (tmp_path / "g" / "table.png").read_bytes()[:4] == b"\x89PNG"
     assert "2 of 2 cells already done" in capsys.readouterr().out
+    made_otherwise = resolve("default", [f"train.out_dir={tmp_path / 'g' / 'good'}", "train.name=seed1", "train.seed=7"])
+    dump_yaml(made_otherwise, tmp_path / "g" / "good" / "seed1" / "config.yaml")
+    with pytest.raises(SystemExit, match=r"^error: .*good/seed1 was made with other settings .*\(train\.seed: 7 there, "
+                                         r"1 asked\)"):
+        run_table(variants, args)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -77,14 +79,30 @@ def test_jha_quick_writes_consistent_verdicts(tmp_path):
 def test_jha_fmnist_quick_runs_the_grid_and_writes_verdicts(tmp_path):
     from stopgrad.reproduce import jha_fmnist
 
-    doc = run_claim_set("jha-2023-fmnist", tmp_path, seeds=1, quick=True, log=lambda s: None)
+    doc = run_claim_set("jha-2023-fmnist", tmp_path, seeds=1, quick=True, log=lambda s: None, views="28-gray")
     assert [c["id"] for c in doc["claims"]] == list(jha_fmnist.CLAIMS)
+    assert json.loads((tmp_path / "claims.json").read_text())["views"] == "28-gray"
     for v in jha_fmnist.variants(quick=True):
         summary = (tmp_path / "runs" / v.name / "seed0" / "summary.json")
         assert summary.exists(), v.name
+        assert "views: 28-gray\n" in (summary.parent / "config.yaml").read_text()  # --views reached every run
     ordered = {c["id"]: c for c in doc["claims"]}["predlr-accuracy-rises"]
     assert ordered["holds"] == all(d > 0 for d in ordered["measured"]["values"])
     assert (tmp_path / "jha-fmnist.png").stat().st_size > 5000
     full = jha_fmnist.variants(quick=False)
     assert {v.name for v in full} == set(jha_fmnist.PRED_LR) | set(jha_fmnist.EMA)
-    assert all("eval.linear=true" in v.overrides for v in full)
+    assert all("eval.linear=true" in v.overrides and "data.views=24-gray-strong" in v.overrides for v in full)
+
+
+def test_reproduce_views_are_checked_before_anything_runs(tmp_path, capsys):
+    from stopgrad.cli import main
+
+    assert main(["reproduce", "wang-2021", "--views", "24-gray-strong", "--out", str(tmp_path / "a")]) == 2
+    assert main(["reproduce", "jha-2023-fmnist", "--views", "24-grey", "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "Traceback" not in "".join(err)
+    assert "wang-2021 trains on no image views" in err[0] and "drop --views" in err[0]
+    assert "--views 24-grey: no such view preset" in err[1] and "24-gray-strong" in err[1]
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert main(["reproduce", "list"]) == 0
+    assert "[views 24-gray-strong]" in capsys.readouterr().out

@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from stopgrad.errors import StopgradError
 from stopgrad.sweep import mean_std
 
 
@@ -103,7 +104,12 @@ def fraction(flags: Sequence[bool]) -> list[float]:
 
 @dataclass
 class ClaimSet:
-    """A paper's reproduction: ``run(out, seeds, quick, log)`` returns verdicts and settings."""
+    """A paper's reproduction: ``run(out, seeds, quick, log)`` returns verdicts and settings.
+
+    ``views``: for a claim set made of image training runs, the view preset they train by default;
+    its ``run`` then also takes ``views=`` (``stopgrad reproduce NAME --views PRESET``). ``None`` for
+    the theory and toy sets, which make no image views.
+    """
 
     name: str
     paper: str
@@ -111,6 +117,7 @@ class ClaimSet:
     run: Callable[..., tuple[list[Verdict], dict[str, Any]]]
     default_seeds: int = 10
     quick_seeds: int = 4
+    views: str | None = None
 
 
 CLAIM_SETS: dict[str, ClaimSet] = {}
@@ -129,9 +136,25 @@ def get_claim_set(name: str) -> ClaimSet:
     return CLAIM_SETS[name]
 
 
+def claim_set_views(cs: ClaimSet, views: str | None) -> dict[str, str]:
+    """``{"views": preset}`` to pass to ``cs.run`` (``views`` or the set's default), ``{}`` for a set
+    that makes no image views; a ``views`` it cannot take is a :class:`StopgradError` naming the fix."""
+    from stopgrad.augment import PRESETS
+
+    if cs.views is None:
+        if views is not None:
+            raise StopgradError(f"claim set {cs.name} trains on no image views, so --views {views} has no "
+                                "meaning there; drop --views")
+        return {}
+    if views is not None and views not in PRESETS:
+        raise StopgradError(f"--views {views}: no such view preset; choose one of {', '.join(sorted(PRESETS))}")
+    return {"views": views or cs.views}
+
+
 def run_claim_set(name: str, out: Path, seeds: int | None = None, quick: bool = False,
-                  log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run a claim set and write ``out/claims.json``, its figures and ``out/report.html``."""
+                  log: Callable[[str], None] = print, views: str | None = None) -> dict[str, Any]:
+    """Run a claim set and write ``out/claims.json``, its figures and ``out/report.html``.
+    ``views`` picks the view preset of a set made of image training runs (default: the set's)."""
     from stopgrad.reproduce.report import write_claims_report
     from stopgrad.rundir import git_revision
 
@@ -139,14 +162,15 @@ def run_claim_set(name: str, out: Path, seeds: int | None = None, quick: bool = 
     n = seeds if seeds is not None else (cs.quick_seeds if quick else cs.default_seeds)
     if n < 1:
         raise ValueError(f"--seeds must be >= 1, got {n}")
+    chosen = claim_set_views(cs, views)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    verdicts, settings = cs.run(out=out, seeds=n, quick=quick, log=log)
+    verdicts, settings = cs.run(out=out, seeds=n, quick=quick, log=log, **chosen)
     runtime = time.time() - t0
     claims = [{**v.to_json(), "verdict": verdict_words(bool(v.holds), quick)} for v in verdicts]
     doc = {"claim_set": cs.name, "paper": cs.paper, "description": cs.description, "seeds": n,
-           "quick": quick, "mode": "smoke test" if quick else "full", **({"note": SMOKE_TEST} if quick else {}),
+           "quick": quick, "mode": "smoke test" if quick else "full", **chosen, **({"note": SMOKE_TEST} if quick else {}),
            "runtime_s": round(runtime, 1), "command": sys.argv, "git": git_revision(),
            "torch": torch.__version__, "machine": platform.machine(),
            "created": time.strftime("%Y-%m-%d %H:%M:%S"), "settings": settings,
