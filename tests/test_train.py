@@ -93,3 +93,18 @@ def test_lars_and_clip_and_warmup_run(tiny):
                                           "optim.warmup_epochs": 0.5, "train.steps": 3})))
     rows = [r for r in metrics(summary["run_dir"]) if "loss" in r]
     assert all("grad_norm" in r for r in rows)
+
+
+def test_the_online_knn_leaves_training_untouched(tiny):
+    """Checking more or less often (``eval.knn_every``) changes no weight and no loss: the online kNN
+    runs in eval mode, moves no BN statistic and draws no random number of the training stream."""
+    base = tiny(**{"method.name": "byol", "method.heads": "small", "train.steps": 6})
+    quiet = train(resolve(None, base + ["eval.knn_every=0", "train.name=quiet"]))
+    checked = train(resolve(None, base + ["eval.knn_every=0.07", "train.name=checked"]))  # about every step
+    assert sum("knn_online_top1" in r for r in metrics(checked["run_dir"])) >= 3
+    assert not any("knn_online_top1" in r for r in metrics(quiet["run_dir"]))
+    losses = [[r["loss"] for r in metrics(s["run_dir"]) if "loss" in r] for s in (quiet, checked)]
+    assert losses[0] == losses[1] and len(losses[0]) == 6
+    a = torch.load(Path(quiet["run_dir"]) / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(Path(checked["run_dir"]) / "checkpoint.pt", weights_only=True)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
