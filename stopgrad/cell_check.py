@@ -13,8 +13,13 @@ from typing import Any, Iterable, Protocol, Sequence
 from stopgrad.config import load_yaml, resolve
 from stopgrad.errors import StopgradError
 
-#: Keys a grid sets per invocation that do not change what a run computes.
-IGNORED = ("train.num_threads", "train.progress")
+#: Keys that do not change what a run computes: where the cell lies and what the preset is
+#: called (the cell's folder and the resolved values say that), threads, logging and
+#: checkpoint periods, trackers, and how often the online kNN looks in (it changes no weight:
+#: tests/test_train.py::test_the_online_knn_leaves_training_untouched).
+IGNORED = ("preset", "train.out_dir", "train.name", "train.num_threads", "train.progress", "train.log_every",
+           "train.ckpt_every", "train.tensorboard", "train.wandb", "train.wandb_project", "train.wandb_name",
+           "train.wandb_mode", "eval.knn_every")
 
 
 class CellLike(Protocol):
@@ -60,6 +65,8 @@ def check_cells(grid: Iterable[CellLike]) -> None:
         return
     cell, diff = stale[0]
     keys = "; ".join(f"{k}: {have!r} there, {want!r} asked" for k, (have, want) in list(diff.items())[:4])
-    more = f" (and {len(stale) - 1} more cells)" if len(stale) > 1 else ""
+    if len(diff) > 4:
+        keys += f"; and {len(diff) - 4} more {'key' if len(diff) == 5 else 'keys'}"
+    more = f" (and {len(stale) - 1} more {'cell' if len(stale) == 2 else 'cells'})" if len(stale) > 1 else ""
     raise StopgradError(f"{cell.run_dir} was made with other settings than this grid asks for ({keys}){more}; "
                         "give the grid another output folder, or move the old runs away to rerun them here")

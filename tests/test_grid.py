@@ -65,3 +65,17 @@ def test_a_failing_cell_is_named_and_the_others_finish(tmp_path, capsys):
     assert "1 of 2 runs did not finish: base/seed1" in err and "seed1.log" in err
     assert (tmp_path / "base" / "seed0" / "summary.json").exists()
     assert Path(tmp_path / "base" / "seed1.log").read_text().count("not valid YAML") >= 1
+
+
+@pytest.mark.parametrize("launcher", ["local", "slurm-local"])
+def test_a_cell_made_otherwise_stops_the_sweep_before_anything_runs(tmp_path, capsys, launcher):
+    from stopgrad.config import dump_yaml, resolve
+
+    made = resolve("default", [*TINY, "train.steps=5", f"train.out_dir={tmp_path / 'base'}", "train.name=seed1",
+                               "train.seed=1"])
+    (tmp_path / "base" / "seed1").mkdir(parents=True)
+    dump_yaml(made, tmp_path / "base" / "seed1" / "config.yaml")
+    assert cli.main(["sweep", *TINY, "train.seed=0,1", "--out", str(tmp_path), "--launcher", launcher]) == 2
+    err = capsys.readouterr().err
+    assert "base/seed1 was made with other settings than this grid asks for (train.steps: 5 there, 3 asked)" in err
+    assert "Traceback" not in err and not (tmp_path / "base" / "seed0").exists()  # nothing ran

@@ -127,7 +127,7 @@ def test_run_grid_trains_skips_and_tables(tmp_path, capsys):
     # the same grid asked with other settings does not reuse (or mix in) the runs made before
     other = Variant(variant.name, "default", (*variant.overrides, "data.views=28-gray-strong"))
     with pytest.raises(StopgradError, match=r"tiny-simsiam/seed0 was made with other settings .*data\.views: "
-                                            r"'28-gray' there, '28-gray-strong' asked.*and 1 more cells.*another "
+                                            r"'28-gray' there, '28-gray-strong' asked.*and 1 more cell\).*another "
                                             r"output folder"):
         run_grid(cells([other], [0, 1], root), jobs=1, log=lambda s: None)
     assert run_grid(cells([variant], [1], root), jobs=1, threads=2, log=lambda s: None) == []  # threads may differ
@@ -175,3 +175,18 @@ def test_run_table_checks_before_running_and_writes_the_table(tmp_path, capsys):
     with pytest.raises(SystemExit, match=r"^error: .*good/seed1 was made with other settings .*\(train\.seed: 7 there, "
                                          r"1 asked\)"):
         run_table(variants, args)
+
+
+def test_cell_check_ignores_what_does_not_change_a_run(tmp_path):
+    from stopgrad.cell_check import config_differences
+    from stopgrad.config import dump_yaml, resolve
+
+    made = resolve("fashion-mnist/simsiam", ["train.out_dir=g/simsiam", "train.name=seed0", "train.num_threads=1"])
+    (tmp_path / "seed0").mkdir()
+    dump_yaml(made, tmp_path / "seed0" / "config.yaml")
+    same = [f"train.out_dir={tmp_path}", "train.name=seed0", "eval.knn_every=2", "train.log_every=7",
+            "train.ckpt_every=99", "train.num_threads=2", "train.progress=false"]
+    assert config_differences(tmp_path / "seed0", "fashion-mnist/simsiam", same) == {}  # moved, fewer online checks
+    assert config_differences(tmp_path / "seed0", "fashion-mnist/simsiam", [*same, "eval.knn_k=20", "optim.lr=0.1"]) == {
+        "eval.knn_k": (200, 20), "optim.lr": (0.06, 0.1)}
+    assert config_differences(tmp_path / "nothing-yet", "fashion-mnist/simsiam", same) == {}

@@ -101,7 +101,7 @@ def test_reproduce_views_are_checked_before_anything_runs(tmp_path, capsys):
     assert main(["reproduce", "jha-2023-fmnist", "--views", "24-grey", "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "Traceback" not in "".join(err)
-    assert "wang-2021 trains on no image views" in err[0] and "drop --views" in err[0]
+    assert "wang-2021 does not take --views" in err[0] and "drop --views" in err[0]
     assert "--views 24-grey: no such view preset" in err[1] and "24-gray-strong" in err[1]
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     assert main(["reproduce", "list"]) == 0

@@ -106,9 +106,10 @@ def fraction(flags: Sequence[bool]) -> list[float]:
 class ClaimSet:
     """A paper's reproduction: ``run(out, seeds, quick, log)`` returns verdicts and settings.
 
-    ``views``: for a claim set made of image training runs, the view preset they train by default;
-    its ``run`` then also takes ``views=`` (``stopgrad reproduce NAME --views PRESET``). ``None`` for
-    the theory and toy sets, which make no image views.
+    ``views``: for a claim set whose training runs may take any view preset (the Fashion-MNIST ones),
+    the one they train by default; its ``run`` then also takes ``views=`` (``stopgrad reproduce NAME
+    --views PRESET``). ``None`` for the theory and toy sets, which make no image views, and for the
+    real-data sets, whose views come with their datasets' presets.
     """
 
     name: str
@@ -143,8 +144,8 @@ def claim_set_views(cs: ClaimSet, views: str | None) -> dict[str, str]:
 
     if cs.views is None:
         if views is not None:
-            raise StopgradError(f"claim set {cs.name} trains on no image views, so --views {views} has no "
-                                "meaning there; drop --views")
+            raise StopgradError(f"claim set {cs.name} does not take --views (its runs' views are fixed by "
+                                "the claim set or its dataset presets); drop --views")
         return {}
     if views is not None and views not in PRESETS:
         raise StopgradError(f"--views {views}: no such view preset; choose one of {', '.join(sorted(PRESETS))}")
