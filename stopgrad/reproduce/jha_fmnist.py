@@ -6,8 +6,8 @@ Fashion-MNIST, as grids of ordinary training runs (:mod:`stopgrad.sweep`).
 - Sec. 3.5 / Fig. 7: BYOL's EMA momentum, held constant at 0.9, 0.99, 0.996
   (``method.ema=[m, m]``): lower momentum, larger center vector and lower kNN.
 
-Budget: about 5 minutes of training per run on this 2-core CPU, two runs side by side on one
-thread each: SimSiam 4 epochs (936 steps of 256), BYOL 3 epochs (702 steps), the
+Budget: about 7 minutes of training per run on this 2-core CPU (391-423 s with the 24x24 views,
+474-524 s with the strong 28x28 ones), two runs side by side on one thread each: SimSiam 4 epochs (936 steps of 256), BYOL 3 epochs (702 steps), the
 ``fashion-mnist/simsiam`` and ``fashion-mnist/byol`` recipes otherwise. The center vector is
 measured on the L2-normalised projector output *before* its output BN
 (``diag/center_norm_pre_bn``), i.e. on a BYOL-style projector without output BN; Jha et al. argue
@@ -153,5 +153,5 @@ def _figure(table: dict, lr_names: list[str], ema_names: list[str], path: Path) 
 register_claim_set(ClaimSet(
     name="jha-2023-fmnist", paper="Jha, Blaschko, Asano & Tuytelaars (arXiv 2402.14957), real-image claims",
     description="Fashion-MNIST: SimSiam predictor learning rate 1/10/100%, BYOL EMA momentum 0.9/0.99/0.996 "
-                "(about 5 min of training per run; 2 runs side by side)",
+                "(about 7 min of training per run; 2 runs side by side)",
     run=run, default_seeds=3, quick_seeds=1, views=PRESET_FMNIST_VIEWS))
