@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable, Protocol, Sequence
 
-from stopgrad.config import load_yaml, resolve
+from stopgrad.config import dotted, load_yaml, resolve
 from stopgrad.errors import StopgradError
 
 #: Keys that do not change what a run computes: where the cell lies and what the preset is
@@ -31,17 +31,6 @@ class CellLike(Protocol):
     def train_overrides(self) -> list[str]: ...
 
 
-def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` as ``{"a.b": 1}``."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def config_differences(run_dir: Path, preset: str, overrides: Sequence[str]) -> dict[str, tuple[Any, Any]]:
     """``{key: (value in the run's config.yaml, value the grid asks for)}`` for every key that
     differs, :data:`IGNORED` aside; empty when the run folder holds no ``config.yaml`` yet, or one
@@ -50,10 +39,10 @@ def config_differences(run_dir: Path, preset: str, overrides: Sequence[str]) -> 
     if not path.exists():
         return {}
     try:
-        have = flat(load_yaml(path).to_dict())
+        have = dotted(load_yaml(path).to_dict())
     except StopgradError:
         return {}  # a damaged cell: its own run fails and names the file, the others go on
-    want = flat(resolve(preset, list(overrides)).to_dict())
+    want = dotted(resolve(preset, list(overrides)).to_dict())
     return {k: (have.get(k), want.get(k)) for k in sorted(set(have) | set(want))
             if k not in IGNORED and have.get(k) != want.get(k)}
 

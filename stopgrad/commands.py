@@ -159,7 +159,6 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from stopgrad.cell_check import check_cells
     from stopgrad.grid import SlurmOptions, parse_grid, submit
     from stopgrad.sweep import run_grid, write_table
 
@@ -172,7 +171,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     grid_cells = grid.cells(out)
     print(f"stopgrad: sweep of {len(grid.variants)} variant(s) x {len(grid.seeds)} seed(s) in {out} "
           f"({sum(c.done for c in grid_cells)} already done), launcher {args.launcher}", file=sys.stderr)
-    check_cells(grid_cells)  # both launchers: a cell made under other settings is never reused
     if args.launcher == "local":
         run_grid(grid_cells, args.jobs, args.threads, log=lambda m: print(f"stopgrad: {m}", file=sys.stderr))
     else:

@@ -26,6 +26,7 @@ from typing import Any, Sequence
 
 import yaml
 
+from stopgrad.cell_check import check_cells
 from stopgrad.config import ConfigError, resolve
 from stopgrad.sweep import Cell, Variant, cells
 
@@ -117,7 +118,10 @@ def run_cell(command: list[str], threads: int) -> int:
 
 
 def submit(grid_cells: list[Cell], opts: SlurmOptions, local: bool = False, threads: int = 1) -> list[Any]:
-    """Submit the unfinished cells through submitit (``local``: its local executor); wait; return the jobs."""
+    """Submit the unfinished cells through submitit (``local``: its local executor); wait; return the jobs.
+    A cell already there but made under other settings stops it before anything is submitted, as
+    it stops :func:`stopgrad.sweep.run_grid`."""
+    check_cells(grid_cells)
     try:
         import submitit
     except ImportError as e:

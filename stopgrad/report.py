@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from stopgrad import rundir
+from stopgrad.config import dotted
 from stopgrad.errors import RunFolderError
 from stopgrad.plots import display_names, plot_runs, run_method, short_labels
 
@@ -55,21 +56,11 @@ def _format(value: Any) -> str:
     return str(value)
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.extend(_flatten(v, f"{prefix}{k}."))
-        else:
-            out.append((f"{prefix}{k}", v))
-    return out
-
-
 def _summary_table(summary: dict[str, Any]) -> str:
     if not summary:
         return '<p class="meta">No summary.json (the run has not finished).</p>'
     rows = []
-    for key, value in _flatten(summary):
+    for key, value in dotted(summary).items():
         cls = ' class="num"' if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
         rows.append(f"<tr><th>{_esc(key)}</th><td{cls}>{_esc(_format(value))}</td></tr>")
     return "<table>\n" + "\n".join(rows) + "\n</table>"

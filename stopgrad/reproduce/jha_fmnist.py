@@ -7,10 +7,11 @@ Fashion-MNIST, as grids of ordinary training runs (:mod:`stopgrad.sweep`).
   (``method.ema=[m, m]``): lower momentum, larger center vector and lower kNN.
 
 Budget: about 7 minutes of training per run on this 2-core CPU (391-423 s with the 24x24 views,
-474-524 s with the strong 28x28 ones), two runs side by side on one thread each: SimSiam 4 epochs (936 steps of 256), BYOL 3 epochs (702 steps), the
-``fashion-mnist/simsiam`` and ``fashion-mnist/byol`` recipes otherwise. The center vector is
-measured on the L2-normalised projector output *before* its output BN
-(``diag/center_norm_pre_bn``), i.e. on a BYOL-style projector without output BN; Jha et al. argue
+474-524 s with the strong 28x28 ones), two runs side by side on one thread each: SimSiam 4 epochs
+(936 steps of 256), BYOL 3 epochs (702 steps), the ``fashion-mnist/simsiam`` and
+``fashion-mnist/byol`` recipes otherwise. The center vector is measured on the L2-normalised
+projector output *before* its output BN (``diag/center_norm_pre_bn``), i.e. on a BYOL-style
+projector without output BN; Jha et al. argue
 that BN by itself removes the center (Sec. 3.4). Barlow Twins without its off-diagonal term
 (Fig. 5) is a row of the method-family table (``benchmarks/family_table.py``,
 ``barlow-no-offdiag``), not a claim of this set.
