@@ -5,8 +5,8 @@ model. The training loop calls :func:`embedding_diagnostics` and :func:`predicto
 every few steps and logs their keys under ``diag/``; :func:`collapse_alarm` turns the numbers
 into a message when a run has collapsed.
 
-Cost: one ``torch.linalg.svdvals`` of a ``(B, D)`` float32 matrix per embedding set and one
-``torch.linalg.eigh`` of a ``(D, D)`` matrix for the predictor alignment.
+Cost: one ``torch.linalg.eigvalsh`` of the ``min(B, D)``-square float64 Gram matrix per embedding
+set and one ``torch.linalg.eigh`` of a ``(D, D)`` matrix for the predictor alignment.
 
 Examples:
     >>> z = torch.randn(512, 128)
@@ -106,10 +106,19 @@ def dim_std_reference(d: int) -> float:
 
 # ----------------------------------------------------------------------------------- spectrum
 def _centered_svdvals(z: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """Singular values of the centred ``z`` (descending) and a numerical-zero tolerance."""
+    """Singular values of the centred ``z`` (descending, float32) and a numerical-zero tolerance.
+
+    They are the square roots of the eigenvalues of the smaller Gram matrix (``zc zcᵀ`` or
+    ``zcᵀ zc``, ``min(B, D)`` square), formed in float64 so that squaring the condition number
+    costs nothing above the tolerance below (agreement with ``torch.linalg.svdvals`` is tested).
+    For the presets' ``(256, 2304)`` backbone features this took 7 ms against 50 ms for
+    ``svdvals`` on one thread (2026-12-07): it is most of a diagnostics check.
+    """
     z = _as_float32(z)
     zc = z - z.mean(dim=0, keepdim=True)  # (B, D)
-    sv = torch.linalg.svdvals(zc)  # (min(B, D),)
+    zd = zc.double()
+    gram = zd @ zd.T if zd.shape[0] <= zd.shape[1] else zd.T @ zd  # (min(B, D),) square
+    sv = torch.linalg.eigvalsh(gram).clamp_min(0).sqrt().flip(0).float()
     # the numpy matrix_rank convention, relative to the *uncentred* scale so that rounding noise
     # left after centring identical rows counts as zero
     tol = max(z.shape) * torch.finfo(torch.float32).eps * z.norm().item()

@@ -63,6 +63,25 @@ def test_spectrum_is_covariance_eigenvalues():
     assert (sp[:-1] >= sp[1:]).all()
 
 
+@pytest.mark.parametrize("shape", [(256, 2304), (300, 20), (64, 64)])
+def test_the_gram_route_gives_the_singular_values(shape):
+    """The spectrum and the effective rank come from the smaller Gram matrix's eigenvalues; they
+    must match ``svdvals`` of the centred matrix for wide, tall and square inputs, including
+    ReLU features with a large shared mean and a low-rank tail (the backbone's case)."""
+    g = torch.Generator().manual_seed(4)
+    b, d = shape
+    z = (torch.randn(b, 8, generator=g) @ torch.randn(8, d, generator=g) * 3.0
+         + 0.01 * torch.randn(b, d, generator=g)).relu() + 2.0
+    zc = z - z.mean(dim=0, keepdim=True)
+    ref = torch.linalg.svdvals(zc.double())
+    sv, tol = dg._centered_svdvals(z)
+    assert sv.shape == (min(b, d),) and sv.dtype == torch.float32
+    assert torch.allclose(sv.double(), ref, rtol=1e-4, atol=1e-5 * ref[0].item())
+    kept = ref[ref > tol]
+    p = kept / kept.sum()
+    assert dg.effective_rank(z) == pytest.approx(torch.exp(-(p * p.log()).sum()).item(), rel=1e-4)
+
+
 def test_effective_rank_of_k_equal_directions():
     # k orthogonal directions with equal variance: p_k = 1/k, exp(entropy) = k
     g = torch.Generator().manual_seed(3)
