@@ -117,7 +117,7 @@ def _centered_svdvals(z: torch.Tensor) -> tuple[torch.Tensor, float]:
     z = _as_float32(z)
     zc = z - z.mean(dim=0, keepdim=True)  # (B, D)
     zd = zc.double()
-    gram = zd @ zd.T if zd.shape[0] <= zd.shape[1] else zd.T @ zd  # (min(B, D),) square
+    gram = zd @ zd.T if zd.shape[0] <= zd.shape[1] else zd.T @ zd  # (m, m), m = min(B, D)
     sv = torch.linalg.eigvalsh(gram).clamp_min(0).sqrt().flip(0).float()
     # the numpy matrix_rank convention, relative to the *uncentred* scale so that rounding noise
     # left after centring identical rows counts as zero
