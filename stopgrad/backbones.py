@@ -265,16 +265,24 @@ class ConvNet(nn.Module):
             on a quarter of the values there. ReLU commutes with max-pooling; BN does not exactly (its
             statistics are then those of the pooled map), so this is a variant to train, not a
             re-arrangement of trained weights.
+        feature_bn: end with a BatchNorm over the flattened features, without scale or shift (the
+            "BNNeck" of retrieval models, Luo et al., CVPRW 2019): the features leave the backbone
+            centred and scaled per dimension by running statistics, instead of all non-negative around
+            one shared mean direction, which crowds their cosines. The projector reads them too, so
+            this is trained, not a readout added afterwards.
     """
 
     def __init__(self, in_channels: int = 3, width: float = 1.0, stem: str = "cifar",
-                 zero_init_residual: bool = False, pool: int = 1, pool_first: bool = False) -> None:
+                 zero_init_residual: bool = False, pool: int = 1, pool_first: bool = False,
+                 feature_bn: bool = False) -> None:
         super().__init__()
         _check_stem(stem, "convnet", ("cifar",))
         if isinstance(pool, bool) or not isinstance(pool, int) or pool < 1:
             raise ValueError(f"convnet pool={pool!r}: the pooled grid side must be an int of at least 1")
         if not isinstance(pool_first, bool):
             raise ValueError(f"convnet pool_first={pool_first!r}: must be true or false")
+        if not isinstance(feature_bn, bool):
+            raise ValueError(f"convnet feature_bn={feature_bn!r}: must be true or false")
         if zero_init_residual:
             raise ValueError("zero_init_residual=True: 'convnet' has no residual blocks; set it False "
                              "or use a ResNet")
@@ -286,10 +294,11 @@ class ConvNet(nn.Module):
                       for m in (_conv_bn_relu(c_in, c_out), nn.MaxPool2d(2))]
         self.features = nn.Sequential(*blocks, _conv_bn_relu(c[2], c[3]), GridPool(pool), nn.Flatten(1))
         self.feat_dim = c[3] * pool * pool
+        self.neck = nn.BatchNorm1d(self.feat_dim, affine=False) if feature_bn else nn.Identity()
         _init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)  # (B, feat_dim)
+        return self.neck(self.features(x))  # (B, feat_dim)
 
 
 # -------------------------------------------------------------------------------------------- MLP

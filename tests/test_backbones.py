@@ -208,3 +208,27 @@ def test_convnet_default_keeps_its_state_dict_keys_and_pool_first_reorders_the_b
     assert not torch.allclose(pf(x), net(x), atol=1e-3)
     with pytest.raises(ValueError, match="pool_first='yes'"):
         build_backbone("convnet", pool_first="yes")
+
+
+def test_convnet_feature_bn_centres_and_scales_each_feature_and_keeps_old_checkpoints_loading():
+    torch.manual_seed(0)
+    plain, dim = build_backbone("convnet", in_channels=1, pool=3)
+    neck, dim_n = build_backbone("convnet", in_channels=1, pool=3, feature_bn=True)
+    assert dim == dim_n == 2304
+    assert not any(k.startswith("neck") for k in plain.state_dict())  # no new keys without it
+    assert {k for k in neck.state_dict() if k.startswith("neck")} == {"neck.running_mean", "neck.running_var",
+                                                                      "neck.num_batches_tracked"}
+    neck.load_state_dict({**plain.state_dict(), **{k: v for k, v in neck.state_dict().items() if k.startswith("neck")}})
+    x = torch.rand(64, 1, 24, 24)
+    raw, out = plain(x), neck(x)
+    assert (raw >= 0).all() and raw.mean() > 0.1  # after the ReLU: one shared positive mean
+    torch.testing.assert_close(out.mean(0), torch.zeros(dim), atol=1e-4, rtol=0)
+    standardised = (raw - raw.mean(0)) / (raw.var(0, unbiased=False) + neck.neck.eps).sqrt()
+    torch.testing.assert_close(out, standardised, atol=1e-4, rtol=1e-4)
+    assert out.detach().std(0, unbiased=False).median().item() == pytest.approx(1.0, abs=0.01)
+    neck.eval()  # evaluation reads the running statistics, not the batch's
+    single = neck(x[:1])
+    expected = (plain.eval()(x[:1]) - neck.neck.running_mean) / (neck.neck.running_var + neck.neck.eps).sqrt()
+    torch.testing.assert_close(single, expected, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="feature_bn=1"):
+        build_backbone("convnet", feature_bn=1)
