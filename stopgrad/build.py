@@ -52,6 +52,7 @@ class Run:
     knn_online_s: float = 0.0
     last_loss: float = float("nan")
     knn_history: list[dict[str, float]] = field(default_factory=list)
+    budget: dict[str, Any] = field(default_factory=dict)  # train.minutes' timing and decision (stopgrad.time_budget)
     # frozen features of the current step, shared by the final kNN and linear probe (stopgrad.run_evaluation)
     feature_cache: dict[tuple[Any, ...], torch.Tensor] = field(default_factory=dict, repr=False)
 

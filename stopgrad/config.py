@@ -87,6 +87,7 @@ class TrainConfig:
 
     epochs: float = 10.0  # training length in epochs (train.steps overrides it)
     steps: int | None = None  # total optimizer steps; overrides epochs when set
+    minutes: float | None = None  # minutes of training steps; the run fixes its epochs to fit (stopgrad.time_budget)
     seed: int = 0  # seeds the model, the data order of each epoch and the views of each step
     deterministic: bool = False  # torch deterministic algorithms (slower)
     device: str = "auto"  # auto | cpu | cuda | cuda:N

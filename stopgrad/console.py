@@ -33,7 +33,10 @@ def summary_table(summary: dict[str, Any]) -> str:
     add("dataset", summary.get("dataset"), f"evaluated on {summary['eval_split']}" if summary.get("eval_split")
         not in (None, "test") else "")
     if summary.get("steps") is not None:
-        add("epochs", f"{summary.get('epochs', 0):g}", f"{summary['steps']:,} steps of {summary.get('batch_size', '?')}")
+        budget = summary.get("time_budget") or {}
+        chosen = f"; chosen by train.minutes={budget['minutes']:g}" if "minutes" in budget else ""
+        add("epochs", f"{summary.get('epochs', 0):g}",
+            f"{summary['steps']:,} steps of {summary.get('batch_size', '?')}{chosen}")
     knn = summary.get("knn_top1")
     if knn is not None:
         k = summary.get("knn", {})

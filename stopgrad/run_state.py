@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from stopgrad import distributed as dist
-from stopgrad import rundir
+from stopgrad import rundir, time_budget
 from stopgrad.errors import CheckpointError
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ def checkpoint_state(run: Run) -> dict[str, Any]:
     return {"step": run.step, "model": run.method.state_dict(), "optimizer": run.optimizer.state_dict(),
             "scaler": run.scaler.state_dict() if run.scaler else None, "config": run.cfg.to_dict(),
             "elapsed_s": run.elapsed_s, "knn_online_s": run.knn_online_s, "last_loss": run.last_loss, "knn_history": run.knn_history,
-            "total_steps": run.total_steps, "logs": rundir.log_sizes(run.run_dir),
+            "total_steps": run.total_steps, "budget": dict(run.budget), "logs": rundir.log_sizes(run.run_dir),
             "monitor": {"cost_s": run.monitor.cost_s, "alarmed": run.monitor.alarmed, "strikes": run.monitor.strikes,
                         "ce_has_learned": run.monitor.ce_has_learned, "ce_below": run.monitor.ce_below}}
 
@@ -43,7 +43,13 @@ def save(run: Run) -> None:
 
 def restore(run: Run, state: dict[str, Any], path: Path | str = "checkpoint") -> None:
     """Load a checkpoint into a freshly built run; a checkpoint of another model is a CheckpointError."""
-    if state.get("total_steps") != run.total_steps:
+    if run.cfg.train.minutes is not None:  # the length was chosen by the run, not by its config
+        try:
+            time_budget.restore(run, state)
+        except (TypeError, ValueError, KeyError) as e:
+            raise CheckpointError(f"{path}: its time budget is not what stopgrad writes ({e}); a damaged or "
+                                  "forged checkpoint") from e
+    elif state.get("total_steps") != run.total_steps:
         raise CheckpointError(f"{path} has {state.get('total_steps')} total steps but the config gives "
                               f"{run.total_steps}: the run's config.yaml changed since it was saved; restore it")
     try:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from stopgrad import distributed as dist
-from stopgrad import failpoints, rundir
+from stopgrad import failpoints, rundir, time_budget
 from stopgrad.build import Run, build_model, holdout_split, load_splits, seed_all, setup
 from stopgrad.config import RunConfig, load_yaml
 from stopgrad.errors import CheckpointError, StopgradError
@@ -148,6 +148,7 @@ def fit(run: Run) -> dict[str, Any]:
     bar = tqdm(total=run.total_steps, initial=run.step, disable=not (main and cfg.train.progress),
                desc=f"{cfg.method_name}", unit="step", dynamic_ncols=True)
     perm_epoch, perm = -1, None
+    time_budget.start(run)
     t_window, n_window = time.perf_counter(), 0
     run.method.train()
     with stop_requests() as stop:  # SIGTERM: stop after this step, with a checkpoint
@@ -174,6 +175,7 @@ def fit(run: Run) -> dict[str, Any]:
                         run.monitor.scalars(step, diag)
                 run.step += 1
                 run.elapsed_s += time.perf_counter() - t0
+                time_budget.after_step(run, bar)
                 n_window += len(batch) * dist.world_size()
                 if run.step % cfg.train.log_every == 0 or run.step == run.total_steps:
                     run.last_loss = dist.all_reduce_mean(loss.float()).item()
@@ -250,7 +252,7 @@ def finish(run: Run, last_loss: float) -> dict[str, Any]:
         "knn_online_s": round(run.knn_online_s, 2),
         "knn_online_fraction": round(run.knn_online_s / max(run.elapsed_s, 1e-9), 4),
         "collapse_alarm": run.monitor.alarmed,
-        "run_dir": str(run.run_dir),
+        "run_dir": str(run.run_dir), **time_budget.summary(run),
     }
     summary["eval_split"] = run.test_set.split if run.test_set is not None else None
     if cfg.eval.linear:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 import re
 from typing import Any
 
@@ -70,6 +71,12 @@ def check_train(cfg: RunConfig) -> None:
     positive(t, "train", "epochs")
     if t.steps is not None and t.steps < 1:
         raise bad("train.steps", t.steps, "must be >= 1; or train.steps=null to train for train.epochs")
+    if t.minutes is not None:
+        if not (isinstance(t.minutes, (int, float)) and math.isfinite(t.minutes) and t.minutes > 0):
+            raise bad("train.minutes", t.minutes, "must be a positive number of minutes, e.g. 20; or train.minutes=null")
+        if t.steps is not None:
+            raise bad("train.steps", t.steps, "cannot be set with train.minutes (the run chooses its own length); "
+                      "drop one of them")
     if not 0 <= t.seed <= MAX_SEED:
         raise bad("train.seed", t.seed, f"must lie in [0, {MAX_SEED}]")
     at_least(t, "train", 1, "log_every", "ckpt_every", "alarm_patience")
