@@ -12,13 +12,14 @@ methods without a target network, 3 for those with an EMA target/teacher (BYOL, 
 
 from __future__ import annotations
 
-from stopgrad.sweep import PRESET_FMNIST_VIEWS, Variant, grid_parser, run_table
+from stopgrad.sweep import PLAIN_FMNIST_BACKBONE, PRESET_FMNIST_VIEWS, Variant, grid_parser, run_table
 
 
 def variants(views: str = PRESET_FMNIST_VIEWS) -> list[Variant]:
     """The nine variants, each trained on the view preset ``views`` (pinned, so a table's command
     reproduces it should the presets move on)."""
-    e4, e3 = ("train.epochs=4", f"data.views={views}"), ("train.epochs=3", f"data.views={views}")
+    pin = (PLAIN_FMNIST_BACKBONE, f"data.views={views}")
+    e4, e3 = (*pin, "train.epochs=4"), (*pin, "train.epochs=3")
     return [
         Variant("simclr", "fashion-mnist/simclr", e4),
         Variant("barlow", "fashion-mnist/barlow", e4),

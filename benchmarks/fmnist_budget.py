@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from stopgrad.sweep import STRONG_FMNIST_VIEWS, Variant, grid_parser, run_table
+from stopgrad.sweep import PLAIN_FMNIST_BACKBONE, STRONG_FMNIST_VIEWS, Variant, grid_parser, run_table
 
 KNN_MARGIN = 0.002  # adopt only for a gain at least this large (about one seed std of a 20-minute run) ...
 LINEAR_SLACK = 0.002  # ... that costs the linear probe no more than this
@@ -30,9 +30,10 @@ STEP_RATE = 1.25  # 24x24 views / 28x28 views, images/s of a step (benchmarks/be
 PRESET_EPOCHS = 17
 SIZE24 = "data.view_overrides={size: 24, solarize_p: 0.2}"
 VARIANTS = [
-    Variant("views-28-strong", "fashion-mnist/simsiam", (STRONG_FMNIST_VIEWS, f"train.epochs={PRESET_EPOCHS}")),
+    Variant("views-28-strong", "fashion-mnist/simsiam",
+            (PLAIN_FMNIST_BACKBONE, STRONG_FMNIST_VIEWS, f"train.epochs={PRESET_EPOCHS}")),
     Variant("views-24-solarize", "fashion-mnist/simsiam",
-            (STRONG_FMNIST_VIEWS, SIZE24, f"train.epochs={round(PRESET_EPOCHS * STEP_RATE)}")),
+            (PLAIN_FMNIST_BACKBONE, STRONG_FMNIST_VIEWS, SIZE24, f"train.epochs={round(PRESET_EPOCHS * STEP_RATE)}")),
 ]
 EXTRA = ("data.holdout=10000", "eval.knn_every=0", "eval.linear=true")
 COLS = (("knn_top1", "kNN top-1 (held out)", 4, True), ("linear_top1", "linear top-1 (held out)", 4, True),

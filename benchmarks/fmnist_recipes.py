@@ -15,7 +15,7 @@ Writes ``ROOT/table.md`` and ``ROOT/table.json`` (mean ± std over seeds) and pr
 
 from __future__ import annotations
 
-from stopgrad.sweep import PUBLISHED_FMNIST_VIEWS, STRONG_FMNIST_VIEWS, Variant, grid_parser, run_table
+from stopgrad.sweep import PLAIN_FMNIST_BACKBONE, PUBLISHED_FMNIST_VIEWS, STRONG_FMNIST_VIEWS, Variant, grid_parser, run_table
 
 SIMSIAM, BYOL = "fashion-mnist/simsiam", "fashion-mnist/byol"
 VIEWS = PUBLISHED_FMNIST_VIEWS
@@ -45,7 +45,7 @@ VARIANTS = [
     Variant("jitter-blur-crop", SIMSIAM, (views(brightness=0.8, contrast=0.8, blur_p=0.5, blur_sigma=[0.1, 1.0],
                                                 crop_scale=[0.5, 1.0]),)),
 ]
-VARIANTS = [Variant(v.name, v.preset, (VIEWS, *v.overrides)) for v in VARIANTS]
+VARIANTS = [Variant(v.name, v.preset, (PLAIN_FMNIST_BACKBONE, VIEWS, *v.overrides)) for v in VARIANTS]
 # round 3 (2026-12-06): from the strong views (28-gray-strong, the presets' since round 2), the ideas
 # the first rounds left: multi-crop, view size (a smaller view is a faster step), wider networks,
 # erasing, solarisation, the ConvNet's pool-first order, SimSiam's fixed predictor lr, BYOL
@@ -64,7 +64,7 @@ ROUND3 = [
     Variant("byol-strong", BYOL),
     Variant("byol-strong-size-24", BYOL, (views(size=24),)),
 ]
-ROUND3 = [Variant(v.name, v.preset, (STRONG_FMNIST_VIEWS, *v.overrides)) for v in ROUND3]
+ROUND3 = [Variant(v.name, v.preset, (PLAIN_FMNIST_BACKBONE, STRONG_FMNIST_VIEWS, *v.overrides)) for v in ROUND3]
 COLS = (("knn_top1", "kNN top-1 (held out)", 4, True), ("linear_top1", "linear top-1 (held out)", 4, True),
         ("diag/effective_rank", "eff. rank (projector)", 0, False),
         ("diag/feat_effective_rank", "eff. rank (backbone)", 0, False),

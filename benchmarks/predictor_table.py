@@ -13,7 +13,7 @@ killed ones. Prints (and writes ``ROOT/table.md`` and ``ROOT/table.json``) mean 
 
 from __future__ import annotations
 
-from stopgrad.sweep import PRESET_FMNIST_VIEWS, Variant, grid_parser, run_table
+from stopgrad.sweep import PLAIN_FMNIST_BACKBONE, PRESET_FMNIST_VIEWS, Variant, grid_parser, run_table
 
 BASE = "fashion-mnist/byol"
 TRACK = "method.track_correlation=true"  # log eigen-alignment of learned linear heads with F
@@ -32,7 +32,7 @@ HEADS = [
 def variants(views: str = PRESET_FMNIST_VIEWS) -> list[Variant]:
     """The eight heads, each trained on the view preset ``views`` (pinned, so a table's command
     reproduces it should the presets move on)."""
-    return [Variant(name, BASE, (f"data.views={views}", *overrides)) for name, overrides in HEADS]
+    return [Variant(name, BASE, (PLAIN_FMNIST_BACKBONE, f"data.views={views}", *overrides)) for name, overrides in HEADS]
 
 
 def main() -> None:

@@ -41,6 +41,10 @@ PUBLISHED_FMNIST_VIEWS = "data.views=28-gray"
 STRONG_FMNIST_VIEWS = "data.views=28-gray-strong"
 # The presets' views since 2026-12-07 (round 3's budget comparison), the tables' default since then.
 PRESET_FMNIST_VIEWS = "24-gray-strong"
+# The ConvNet of every Fashion-MNIST table measured before the presets took feature_bn (2026-12-07,
+# benchmarks/fmnist_neck.py): the grids and reproductions pin it first in their overrides, so their
+# commands reproduce their published numbers (a variant's own model.options still replaces it).
+PLAIN_FMNIST_BACKBONE = "model.options={pool: 3}"
 SUMMARY_KEYS = ("knn_top1", "linear_top1", "wall_s", "images_per_s", "steps", "collapse_alarm")
 METRIC_KEYS = ("loss", "diag/center_norm_pre_bn", "diag/center_norm", "diag/dim_std",
                "diag/effective_rank", "diag/feat_effective_rank", "diag/offdiag_norm",

@@ -31,7 +31,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from stopgrad.reproduce.base import Claim, ClaimSet, Verdict, fraction, register_claim_set  # noqa: E402
 from stopgrad.reproduce.report import save_figure  # noqa: E402
-from stopgrad.sweep import PRESET_FMNIST_VIEWS, Variant, collect, run_variants  # noqa: E402
+from stopgrad.sweep import PLAIN_FMNIST_BACKBONE, PRESET_FMNIST_VIEWS, Variant, collect, run_variants  # noqa: E402
 
 # --- criteria, fixed before the runs ------------------------------------------------------------
 COLLAPSE_FRACTION = 0.5  # "1% collapses": the collapse alarm fires in at least half of the seeds
@@ -51,7 +51,7 @@ def variants(quick: bool, views: str = PRESET_FMNIST_VIEWS) -> list[Variant]:
     vs += [Variant(n, "fashion-mnist/byol", (f"method.ema=[{m},{m}]", f"train.epochs={BYOL_EPOCHS}"))
            for n, m in EMA.items()]
     common = (f"data.views={views}", "eval.knn_every=0", "eval.linear=true") + (QUICK_EXTRA if quick else ())
-    return [Variant(v.name, v.preset, v.overrides + common) for v in vs]
+    return [Variant(v.name, v.preset, (PLAIN_FMNIST_BACKBONE, *v.overrides, *common)) for v in vs]
 
 
 CLAIMS = {

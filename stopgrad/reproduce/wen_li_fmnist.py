@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from stopgrad.reproduce.base import Claim, ClaimSet, Verdict, fraction, mean_of, register_claim_set  # noqa: E402
 from stopgrad.reproduce.report import save_figure  # noqa: E402
 from stopgrad.rundir import read_metrics  # noqa: E402
-from stopgrad.sweep import PUBLISHED_FMNIST_VIEWS, Variant, run_variants  # noqa: E402
+from stopgrad.sweep import PLAIN_FMNIST_BACKBONE, PUBLISHED_FMNIST_VIEWS, Variant, run_variants  # noqa: E402
 
 # --- criteria, fixed before the runs ------------------------------------------------------------
 MIN_FRACTION = 0.8  # of seeds, as for the theory claims of wen-li-2022
@@ -44,7 +44,7 @@ VIEWS = PUBLISHED_FMNIST_VIEWS.removeprefix("data.views=")  # its published numb
 
 
 def variants(quick: bool, views: str = VIEWS) -> list[Variant]:
-    common = (f"train.epochs={EPOCHS}", f"train.diag_every={DIAG_EVERY}", f"data.views={views}", "eval.knn_every=0",
+    common = (PLAIN_FMNIST_BACKBONE, f"train.epochs={EPOCHS}", f"train.diag_every={DIAG_EVERY}", f"data.views={views}", "eval.knn_every=0",
               "eval.linear=true")
     common += QUICK_EXTRA if quick else ()
     out = []
