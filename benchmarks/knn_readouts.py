@@ -18,6 +18,7 @@ training split (the bank) and of its evaluation split (the held-out images of a 
 It changes no protocol: every table in the README keeps the standard readout. Example:
 
     .venv/bin/python benchmarks/knn_readouts.py runs/fmnist-budget/views-24-solarize/seed* --threads 1
+    .venv/bin/python benchmarks/knn_readouts.py runs/final-neck/simsiam-neck-20min-seed0 --random-init
 """
 
 from __future__ import annotations
@@ -110,6 +111,11 @@ def main() -> None:
     p.add_argument("runs", nargs="+", type=Path, help="finished run folders")
     p.add_argument("--threads", type=int, default=0, help="intra-op threads (0: torch's default)")
     p.add_argument("--out", type=Path, help="JSON file for the accuracies (default: print only)")
+    p.add_argument("--random-init", action="store_true",
+                   help="read each run's backbone as initialised from its seed, not trained: the random-network "
+                        "baseline under every readout (a feature_bn backbone's running statistics are then 0 and 1, "
+                        "so its standard readout is the plain random network's, and its standardised one the fair "
+                        "baseline for it)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -119,7 +125,7 @@ def main() -> None:
             if "knn_top1" not in read_summary(require_run_dir(run_dir)):
                 raise StopgradError(f"{run_dir}: not a finished run (its summary.json has no final kNN); "
                                     f"finish it with `stopgrad resume {run_dir}` first")
-            acc = readout_accuracies(load_run(run_dir))
+            acc = readout_accuracies(load_run(run_dir, random_init=args.random_init))
         except (StopgradError, OSError, ValueError) as e:
             raise SystemExit(f"knn_readouts: error: {describe(e)}") from None
         results[str(run_dir)] = acc

@@ -84,7 +84,10 @@ def restore(run: Run, state: dict[str, Any]) -> None:
         budget = {}
     run.budget = dict(budget)
     if run.budget.get("decided"):
-        run.total_steps = int(state["total_steps"])
+        total = int(state["total_steps"])
+        if total < max(1, int(state.get("step", 0))):
+            raise ValueError(f"total_steps {total} is below the checkpoint's step {state.get('step')}")
+        run.total_steps = total
 
 
 def summary(run: Run) -> dict[str, Any]:

@@ -71,3 +71,18 @@ def test_unfinished_or_missing_runs_get_one_line(tmp_path, readouts, monkeypatch
         with pytest.raises(SystemExit, match=words) as e:
             readouts.main()
         assert "\n" not in str(e.value)
+
+
+def test_random_init_reads_the_untrained_backbone_and_a_fresh_feature_bn_passes_features_through(
+        tiny, readouts, tmp_path, monkeypatch):
+    neck = train(resolve(None, tiny(**{"model.options": "{pool: 3, feature_bn: true}", "train.steps": 6,
+                                       "train.name": "neck"})))
+    plain = train(resolve(None, tiny(**{"model.options": "{pool: 3}", "train.steps": 6, "train.name": "plain"})))
+    out = tmp_path / "acc.json"
+    monkeypatch.setattr("sys.argv", ["knn_readouts", neck["run_dir"], "--random-init", "--out", str(out)])
+    readouts.main()
+    acc = __import__("json").loads(out.read_text())[neck["run_dir"]]
+    # same seed, so the same random weights; the untrained BN's running statistics (0 and 1) change no cosine
+    assert acc["standard"] == pytest.approx(evaluate_knn(load_run(plain["run_dir"], random_init=True)), abs=1e-6)
+    trained = load_run(neck["run_dir"]).method.backbone.neck
+    assert trained.num_batches_tracked > 0 and not torch.allclose(trained.running_var, torch.ones_like(trained.running_var))

@@ -78,6 +78,8 @@ def test_a_budgeted_run_trains_the_chosen_epochs_and_says_so(tiny, ten_ms_steps)
     assert again.total_steps == 60
     with pytest.raises(CheckpointError, match="time budget"):
         restore(again, {**checkpoint_state(run), "budget": {"decided": True}, "total_steps": "sixty"})
+    with pytest.raises(CheckpointError, match="below the checkpoint's step"):
+        restore(again, {**checkpoint_state(run), "total_steps": -1})
 
 
 def test_without_a_budget_the_length_is_the_configs(tiny) -> None:
