@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from stopgrad.sweep import PLAIN_FMNIST_BACKBONE, STRONG_FMNIST_VIEWS, Variant, grid_parser, run_table
+from stopgrad.sweep import (HELD_OUT_COLUMNS, PLAIN_FMNIST_BACKBONE, STRONG_FMNIST_VIEWS, Variant, adoption_verdict,
+                             grid_parser, run_table)
 
 KNN_MARGIN = 0.002  # adopt only for a gain at least this large (about one seed std of a 20-minute run) ...
 LINEAR_SLACK = 0.002  # ... that costs the linear probe no more than this
@@ -36,20 +37,12 @@ VARIANTS = [
             (PLAIN_FMNIST_BACKBONE, STRONG_FMNIST_VIEWS, SIZE24, f"train.epochs={round(PRESET_EPOCHS * STEP_RATE)}")),
 ]
 EXTRA = ("data.holdout=10000", "eval.knn_every=0", "eval.linear=true")
-COLS = (("knn_top1", "kNN top-1 (held out)", 4, True), ("linear_top1", "linear top-1 (held out)", 4, True),
-        ("steps", "steps", 0, False), ("images_per_s", "images/s", 0, False), ("wall_s", "train wall (s)", 0, False))
 
 
 def verdict(table: dict) -> dict:
     """The pre-registered rule applied to the aggregated table."""
-    base, cand = table["views-28-strong"], table["views-24-solarize"]
-    if min(base["n"], cand["n"]) < 3:
-        raise SystemExit(f"the rule was fixed for 3 seeds each; have {base['n']} and {cand['n']}: run --seeds 0 1 2")
-    dk = cand["knn_top1"][0] - base["knn_top1"][0]  # (mean, std) entries
-    dl = cand["linear_top1"][0] - base["linear_top1"][0]
-    adopt = dk >= KNN_MARGIN and dl >= -LINEAR_SLACK
-    return {"knn_gain": dk, "linear_gain": dl, "rule": f"kNN gain >= {KNN_MARGIN} and linear gain >= -{LINEAR_SLACK}",
-            "adopt_24px_solarize": adopt, "seeds": min(base["n"], cand["n"])}
+    return adoption_verdict(table["views-28-strong"], table["views-24-solarize"], KNN_MARGIN, LINEAR_SLACK, 3,
+                            "adopt_24px_solarize", ": run --seeds 0 1 2")
 
 
 def main() -> None:
@@ -58,7 +51,7 @@ def main() -> None:
     if partial:  # runs a part of the grid now (finished runs are kept); the verdict waits for 3 seeds
         print("note: the rule was fixed for both variants at 3 seeds; this run writes the table but no verdict "
               "until both have 3 (rerun with --seeds 0 1 2 later: finished runs are skipped)", flush=True)
-    table = run_table(VARIANTS, args, EXTRA, COLS, figure_keys=None)
+    table = run_table(VARIANTS, args, EXTRA, HELD_OUT_COLUMNS, figure_keys=None)
     if min(table.get(v.name, {}).get("n", 0) for v in VARIANTS) < 3:
         return
     result = verdict(table)

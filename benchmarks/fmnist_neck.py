@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from stopgrad.sweep import PLAIN_FMNIST_BACKBONE, Variant, grid_parser, run_table
+from stopgrad.sweep import HELD_OUT_COLUMNS, PLAIN_FMNIST_BACKBONE, Variant, adoption_verdict, grid_parser, run_table
 
 KNN_MARGIN = 0.004  # adopt only for a gain of about twice the plain runs' seed spread ...
 LINEAR_SLACK = 0.002  # ... that costs the linear probe no more than this
@@ -41,25 +41,16 @@ VARIANTS = [
     Variant("plain", "fashion-mnist/simsiam", (*BASE, PLAIN_FMNIST_BACKBONE)),
     Variant("feature-bn", "fashion-mnist/simsiam", (*BASE, "model.options={pool: 3, feature_bn: true}")),
 ]
-COLS = (("knn_top1", "kNN top-1 (held out)", 4, True), ("linear_top1", "linear top-1 (held out)", 4, True),
-        ("steps", "steps", 0, False), ("images_per_s", "images/s", 0, False), ("wall_s", "train wall (s)", 0, False))
 
 
 def verdict(table: dict) -> dict:
     """The pre-registered rule applied to the aggregated table."""
-    base, cand = table["plain"], table["feature-bn"]
-    if min(base["n"], cand["n"]) < SEEDS:
-        raise SystemExit(f"the rule was fixed for {SEEDS} seeds each; have {base['n']} and {cand['n']}")
-    dk = cand["knn_top1"][0] - base["knn_top1"][0]  # (mean, std) entries
-    dl = cand["linear_top1"][0] - base["linear_top1"][0]
-    adopt = dk >= KNN_MARGIN and dl >= -LINEAR_SLACK
-    return {"knn_gain": dk, "linear_gain": dl, "rule": f"kNN gain >= {KNN_MARGIN} and linear gain >= -{LINEAR_SLACK}",
-            "adopt_feature_bn": adopt, "seeds": min(base["n"], cand["n"])}
+    return adoption_verdict(table["plain"], table["feature-bn"], KNN_MARGIN, LINEAR_SLACK, SEEDS, "adopt_feature_bn")
 
 
 def main() -> None:
     args = grid_parser(__doc__.splitlines()[0], "runs/fmnist-neck", seeds=(0, 1)).parse_args()
-    table = run_table(VARIANTS, args, (), COLS, figure_keys=None)
+    table = run_table(VARIANTS, args, (), HELD_OUT_COLUMNS, figure_keys=None)
     if min(table.get(v.name, {}).get("n", 0) for v in VARIANTS) < SEEDS:
         print(f"note: the verdict waits for {SEEDS} seeds of both variants", flush=True)
         return

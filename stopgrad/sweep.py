@@ -45,6 +45,10 @@ PRESET_FMNIST_VIEWS = "24-gray-strong"
 # benchmarks/fmnist_neck.py): the grids and reproductions pin it first in their overrides, so their
 # commands reproduce their published numbers (a variant's own model.options still replaces it).
 PLAIN_FMNIST_BACKBONE = "model.options={pool: 3}"
+#: Columns of the held-out recipe comparisons (benchmarks/fmnist_budget.py, fmnist_neck.py).
+HELD_OUT_COLUMNS = (("knn_top1", "kNN top-1 (held out)", 4, True), ("linear_top1", "linear top-1 (held out)", 4, True),
+                    ("steps", "steps", 0, False), ("images_per_s", "images/s", 0, False),
+                    ("wall_s", "train wall (s)", 0, False))
 SUMMARY_KEYS = ("knn_top1", "linear_top1", "wall_s", "images_per_s", "steps", "collapse_alarm")
 METRIC_KEYS = ("loss", "diag/center_norm_pre_bn", "diag/center_norm", "diag/dim_std",
                "diag/effective_rank", "diag/feat_effective_rank", "diag/offdiag_norm",
@@ -376,3 +380,16 @@ def run_table(variants: Sequence[Variant], args: argparse.Namespace, extra: Sequ
             f"{c.variant.name}/seed{c.seed} (log {c.run_dir.with_suffix('.log')})" for c in failed)
             + "; rerun the same command to resume them")
     return table
+
+
+def adoption_verdict(base: dict[str, Any], cand: dict[str, Any], knn_margin: float, linear_slack: float,
+                     seeds: int, adopt_key: str, hint: str = "") -> dict[str, Any]:
+    """A comparison's pre-registered rule on two aggregated rows (``{"n", "knn_top1": (mean, std),
+    "linear_top1": ...}``): adopt the candidate when its mean kNN gain is at least ``knn_margin`` and
+    its mean linear loss at most ``linear_slack``, at ``seeds`` seeds each (fewer is refused)."""
+    if min(base["n"], cand["n"]) < seeds:
+        raise SystemExit(f"the rule was fixed for {seeds} seeds each; have {base['n']} and {cand['n']}{hint}")
+    dk = cand["knn_top1"][0] - base["knn_top1"][0]
+    dl = cand["linear_top1"][0] - base["linear_top1"][0]
+    return {"knn_gain": dk, "linear_gain": dl, "rule": f"kNN gain >= {knn_margin} and linear gain >= -{linear_slack}",
+            adopt_key: dk >= knn_margin and dl >= -linear_slack, "seeds": min(base["n"], cand["n"])}
