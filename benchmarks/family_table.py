@@ -12,13 +12,13 @@ methods without a target network, 3 for those with an EMA target/teacher (BYOL, 
 
 from __future__ import annotations
 
-from stopgrad.sweep import PLAIN_FMNIST_BACKBONE, PRESET_FMNIST_VIEWS, Variant, grid_parser, run_table
+from stopgrad.sweep import FMNIST_BACKBONES, PRESET_FMNIST_VIEWS, Variant, grid_parser, run_table
 
 
-def variants(views: str = PRESET_FMNIST_VIEWS) -> list[Variant]:
-    """The nine variants, each trained on the view preset ``views`` (pinned, so a table's command
-    reproduces it should the presets move on)."""
-    pin = (PLAIN_FMNIST_BACKBONE, f"data.views={views}")
+def variants(views: str = PRESET_FMNIST_VIEWS, backbone: str = "plain") -> list[Variant]:
+    """The nine variants, each trained on the view preset ``views`` and the ConvNet ``backbone`` (a key
+    of ``FMNIST_BACKBONES``; both pinned, so a table's command reproduces it should the presets move on)."""
+    pin = (FMNIST_BACKBONES[backbone], f"data.views={views}")
     e4, e3 = (*pin, "train.epochs=4"), (*pin, "train.epochs=3")
     return [
         Variant("simclr", "fashion-mnist/simclr", e4),
@@ -44,8 +44,8 @@ FIGURE_KEYS = (("knn_top1", "kNN top-1"), ("linear_top1", "linear top-1"), ("dia
 
 
 def main() -> None:
-    args = grid_parser(__doc__.splitlines()[0], "runs/family-table", views=PRESET_FMNIST_VIEWS).parse_args()
-    run_table(variants(args.views), args, ("eval.knn_every=0", "eval.linear=true"), COLUMNS, FIGURE_KEYS)
+    args = grid_parser(__doc__.splitlines()[0], "runs/family-table", views=PRESET_FMNIST_VIEWS, backbone=True).parse_args()
+    run_table(variants(args.views, args.backbone), args, ("eval.knn_every=0", "eval.linear=true"), COLUMNS, FIGURE_KEYS)
 
 
 if __name__ == "__main__":

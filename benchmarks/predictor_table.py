@@ -13,7 +13,7 @@ killed ones. Prints (and writes ``ROOT/table.md`` and ``ROOT/table.json``) mean 
 
 from __future__ import annotations
 
-from stopgrad.sweep import PLAIN_FMNIST_BACKBONE, PRESET_FMNIST_VIEWS, Variant, grid_parser, run_table
+from stopgrad.sweep import FMNIST_BACKBONES, PRESET_FMNIST_VIEWS, Variant, grid_parser, run_table
 
 BASE = "fashion-mnist/byol"
 TRACK = "method.track_correlation=true"  # log eigen-alignment of learned linear heads with F
@@ -29,17 +29,18 @@ HEADS = [
 ]
 
 
-def variants(views: str = PRESET_FMNIST_VIEWS) -> list[Variant]:
-    """The eight heads, each trained on the view preset ``views`` (pinned, so a table's command
-    reproduces it should the presets move on)."""
-    return [Variant(name, BASE, (PLAIN_FMNIST_BACKBONE, f"data.views={views}", *overrides)) for name, overrides in HEADS]
+def variants(views: str = PRESET_FMNIST_VIEWS, backbone: str = "plain") -> list[Variant]:
+    """The eight heads, each trained on the view preset ``views`` and the ConvNet ``backbone`` (a key
+    of ``FMNIST_BACKBONES``; both pinned, so a table's command reproduces it should the presets move on)."""
+    pin = (FMNIST_BACKBONES[backbone], f"data.views={views}")
+    return [Variant(name, BASE, (*pin, *overrides)) for name, overrides in HEADS]
 
 
 def main() -> None:
-    p = grid_parser(__doc__.splitlines()[0], "runs/predictor-table", views=PRESET_FMNIST_VIEWS)
+    p = grid_parser(__doc__.splitlines()[0], "runs/predictor-table", views=PRESET_FMNIST_VIEWS, backbone=True)
     p.add_argument("--epochs", type=float, default=3.0)
     args = p.parse_args()
-    run_table(variants(args.views), args, (f"train.epochs={args.epochs}", "eval.knn_every=0", "eval.linear=true"))
+    run_table(variants(args.views, args.backbone), args, (f"train.epochs={args.epochs}", "eval.knn_every=0", "eval.linear=true"))
 
 
 if __name__ == "__main__":

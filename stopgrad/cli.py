@@ -91,6 +91,8 @@ def parser() -> argparse.ArgumentParser:
     rr.add_argument("--quick", action="store_true", help="the about-a-minute form used by the tests")
     rr.add_argument("--views", default=None, help="the view preset of a claim set made of image training runs "
                     "(default: the set's own, which `stopgrad reproduce list` shows)")
+    rr.add_argument("--backbone", default=None, help="the ConvNet of a Fashion-MNIST claim set: plain or feature-bn "
+                    "(default: the set's own, which `stopgrad reproduce list` shows)")
     rr.set_defaults(func=cmd_reproduce)
     sw = sub.add_parser("sweep", help="a grid of runs: stopgrad sweep PRESET key=a,b,c train.seed=0,1,2",
                         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -137,13 +137,15 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         width = max(len(n) for n in CLAIM_SETS)
         for name, cs in sorted(CLAIM_SETS.items()):
             views = f" [views {cs.views}]" if cs.views else ""
+            views += f" [backbone {cs.backbone}]" if cs.backbone else ""
             print(f"{name:<{width}}  {cs.paper}: {cs.description}{views}")
         return 0
     if args.name not in CLAIM_SETS:
         raise StopgradError(f"unknown claim set {args.name!r}; known: {', '.join(sorted(CLAIM_SETS))} "
                             "(`stopgrad reproduce list`)")
     out = Path(args.out or f"runs/reproduce/{args.name}{'-quick' if args.quick else ''}")
-    doc = run_claim_set(args.name, out, seeds=args.seeds, quick=args.quick, views=args.views)
+    doc = run_claim_set(args.name, out, seeds=args.seeds, quick=args.quick, views=args.views,
+                        backbone=args.backbone)
     if doc["quick"]:
         print(doc["note"])
     width = max(len(c["id"]) for c in doc["claims"])

@@ -45,6 +45,9 @@ PRESET_FMNIST_VIEWS = "24-gray-strong"
 # benchmarks/fmnist_neck.py): the grids and reproductions pin it first in their overrides, so their
 # commands reproduce their published numbers (a variant's own model.options still replaces it).
 PLAIN_FMNIST_BACKBONE = "model.options={pool: 3}"
+#: The ConvNets a Fashion-MNIST grid or reproduction may pin (``--backbone``): ``plain`` gave every table
+#: published before 2026-12-07 and stays their default; ``feature-bn`` is the presets' backbone since then.
+FMNIST_BACKBONES = {"plain": PLAIN_FMNIST_BACKBONE, "feature-bn": "model.options={pool: 3, feature_bn: true}"}
 #: Columns of the held-out recipe comparisons (benchmarks/fmnist_budget.py, fmnist_neck.py).
 HELD_OUT_COLUMNS = (("knn_top1", "kNN top-1 (held out)", 4, True), ("linear_top1", "linear top-1 (held out)", 4, True),
                     ("steps", "steps", 0, False), ("images_per_s", "images/s", 0, False),
@@ -334,10 +337,15 @@ def write_table(root: Path, order: Sequence[str] | None, cols: Sequence[tuple[st
 
 
 def grid_parser(description: str, out: str, seeds: Sequence[int] = (0, 1, 2),
-                views: str | None = None) -> argparse.ArgumentParser:
-    """The options every benchmark grid shares: ``--out --seeds --jobs --threads --only``, and
-    ``--views`` (default ``views``) for a grid whose variants all train one view preset."""
+                views: str | None = None, backbone: bool = False) -> argparse.ArgumentParser:
+    """The options every benchmark grid shares: ``--out --seeds --jobs --threads --only``,
+    ``--views`` (default ``views``) for a grid whose variants all train one view preset, and with
+    ``backbone`` ``--backbone`` (a key of :data:`FMNIST_BACKBONES`, default ``plain``)."""
     p = argparse.ArgumentParser(description=description)
+    if backbone:
+        p.add_argument("--backbone", default="plain", choices=sorted(FMNIST_BACKBONES),
+                       help="the ConvNet every variant trains (default plain, that of the tables published "
+                            "before 2026-12-07; feature-bn is the presets' since then)")
     if views is not None:
         p.add_argument("--views", default=views,
                        help=f"the view preset every variant trains (default {views}; 28-gray-strong gave the "

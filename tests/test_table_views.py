@@ -1,4 +1,5 @@
-"""The predictor-family and method-family grids train one pinned view preset, chosen by ``--views``."""
+"""The predictor-family and method-family grids train one pinned view preset, chosen by ``--views``,
+and one pinned ConvNet, chosen by ``--backbone``."""
 
 from __future__ import annotations
 
@@ -37,4 +38,23 @@ def test_an_unknown_view_preset_stops_before_any_run(name, tmp_path, monkeypatch
     with pytest.raises(SystemExit) as e:
         mod.main()
     assert "32-nope" in str(e.value) and "error: variant" in str(e.value)
+    assert not (tmp_path / "grid").exists()
+
+
+@pytest.mark.parametrize("name", TABLES)
+def test_backbone_option_reaches_every_variant(name):
+    mod = load_benchmark(name)
+    plain = [resolve(v.preset, list(v.overrides)).model.options for v in mod.variants()]
+    neck = [resolve(v.preset, list(v.overrides)).model.options for v in mod.variants(backbone="feature-bn")]
+    assert plain == [{"pool": 3}] * len(plain)  # the published tables' ConvNet stays the default
+    assert neck == [{"pool": 3, "feature_bn": True}] * len(neck)
+
+
+@pytest.mark.parametrize("name", TABLES)
+def test_an_unknown_backbone_stops_before_any_run(name, tmp_path, monkeypatch, capsys):
+    mod = load_benchmark(name)
+    monkeypatch.setattr(sys, "argv", [name, "--out", str(tmp_path / "grid"), "--backbone", "resnet", "--seeds", "0"])
+    with pytest.raises(SystemExit):
+        mod.main()
+    assert "invalid choice: 'resnet'" in capsys.readouterr().err
     assert not (tmp_path / "grid").exists()

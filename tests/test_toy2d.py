@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from stopgrad.config import resolve
 from stopgrad.reproduce import jha, run_claim_set
 from stopgrad.theory.toy2d import (InvarianceConfig, ToyConfig, build_toy_method, invariance_run, knn_acc,
                                    linear_probe_acc, toy_points, train_toy)
@@ -79,19 +80,24 @@ def test_jha_quick_writes_consistent_verdicts(tmp_path):
 def test_jha_fmnist_quick_runs_the_grid_and_writes_verdicts(tmp_path):
     from stopgrad.reproduce import jha_fmnist
 
-    doc = run_claim_set("jha-2023-fmnist", tmp_path, seeds=1, quick=True, log=lambda s: None, views="28-gray")
+    doc = run_claim_set("jha-2023-fmnist", tmp_path, seeds=1, quick=True, log=lambda s: None, views="28-gray",
+                        backbone="feature-bn")
     assert [c["id"] for c in doc["claims"]] == list(jha_fmnist.CLAIMS)
-    assert json.loads((tmp_path / "claims.json").read_text())["views"] == "28-gray"
+    written = json.loads((tmp_path / "claims.json").read_text())
+    assert (written["views"], written["backbone"]) == ("28-gray", "feature-bn")
     for v in jha_fmnist.variants(quick=True):
         summary = (tmp_path / "runs" / v.name / "seed0" / "summary.json")
         assert summary.exists(), v.name
-        assert "views: 28-gray\n" in (summary.parent / "config.yaml").read_text()  # --views reached every run
+        config = (summary.parent / "config.yaml").read_text()
+        assert "views: 28-gray\n" in config  # --views reached every run
+        assert "feature_bn: true" in config  # and so did --backbone
     ordered = {c["id"]: c for c in doc["claims"]}["predlr-accuracy-rises"]
     assert ordered["holds"] == all(d > 0 for d in ordered["measured"]["values"])
     assert (tmp_path / "jha-fmnist.png").stat().st_size > 5000
     full = jha_fmnist.variants(quick=False)
     assert {v.name for v in full} == set(jha_fmnist.PRED_LR) | set(jha_fmnist.EMA)
     assert all("eval.linear=true" in v.overrides and "data.views=24-gray-strong" in v.overrides for v in full)
+    assert all(resolve(v.preset, list(v.overrides)).model.options == {"pool": 3} for v in full)  # plain by default
 
 
 def test_reproduce_views_are_checked_before_anything_runs(tmp_path, capsys):
@@ -104,5 +110,13 @@ def test_reproduce_views_are_checked_before_anything_runs(tmp_path, capsys):
     assert "wang-2021 does not take --views" in err[0] and "drop --views" in err[0]
     assert "--views 24-grey: no such view preset" in err[1] and "24-gray-strong" in err[1]
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    assert main(["reproduce", "wang-2021", "--backbone", "feature-bn", "--out", str(tmp_path / "c")]) == 2
+    assert main(["reproduce", "jha-2023-fmnist", "--backbone", "featurebn", "--out", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "Traceback" not in "".join(err)
+    assert "wang-2021 does not take --backbone" in err[0] and "drop --backbone" in err[0]
+    assert "--backbone featurebn: no such backbone" in err[1] and "feature-bn, plain" in err[1]
+    assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
     assert main(["reproduce", "list"]) == 0
-    assert "[views 24-gray-strong]" in capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert "[views 24-gray-strong] [backbone plain]" in listed

@@ -109,7 +109,9 @@ class ClaimSet:
     ``views``: for a claim set whose training runs may take any view preset (the Fashion-MNIST ones),
     the one they train by default; its ``run`` then also takes ``views=`` (``stopgrad reproduce NAME
     --views PRESET``). ``None`` for the theory and toy sets, which make no image views, and for the
-    real-data sets, whose views come with their datasets' presets.
+    real-data sets, whose views come with their datasets' presets. ``backbone``: likewise, for a set
+    whose runs may pin either Fashion-MNIST ConvNet (a key of ``stopgrad.sweep.FMNIST_BACKBONES``), the
+    default one; its ``run`` then also takes ``backbone=`` (``stopgrad reproduce NAME --backbone B``).
     """
 
     name: str
@@ -119,6 +121,7 @@ class ClaimSet:
     default_seeds: int = 10
     quick_seeds: int = 4
     views: str | None = None
+    backbone: str | None = None
 
 
 CLAIM_SETS: dict[str, ClaimSet] = {}
@@ -137,25 +140,39 @@ def get_claim_set(name: str) -> ClaimSet:
     return CLAIM_SETS[name]
 
 
-def claim_set_views(cs: ClaimSet, views: str | None) -> dict[str, str]:
-    """``{"views": preset}`` to pass to ``cs.run`` (``views`` or the set's default), ``{}`` for a set
-    that makes no image views; a ``views`` it cannot take is a :class:`StopgradError` naming the fix."""
+def claim_set_options(cs: ClaimSet, views: str | None, backbone: str | None = None) -> dict[str, str]:
+    """``{"views": preset, "backbone": name}`` to pass to ``cs.run`` (the given ones or the set's
+    defaults), each only for a set that takes it; an option the set cannot take, or an unknown value,
+    is a :class:`StopgradError` naming the fix."""
     from stopgrad.augment import PRESETS
+    from stopgrad.sweep import FMNIST_BACKBONES
 
+    chosen = {}
     if cs.views is None:
         if views is not None:
             raise StopgradError(f"claim set {cs.name} does not take --views (its runs' views are fixed by "
                                 "the claim set or its dataset presets); drop --views")
-        return {}
-    if views is not None and views not in PRESETS:
+    elif views is not None and views not in PRESETS:
         raise StopgradError(f"--views {views}: no such view preset; choose one of {', '.join(sorted(PRESETS))}")
-    return {"views": views or cs.views}
+    else:
+        chosen["views"] = views or cs.views
+    if cs.backbone is None:
+        if backbone is not None:
+            raise StopgradError(f"claim set {cs.name} does not take --backbone (it is not a Fashion-MNIST "
+                                "ConvNet set); drop --backbone")
+    elif backbone is not None and backbone not in FMNIST_BACKBONES:
+        raise StopgradError(f"--backbone {backbone}: no such backbone; choose one of {', '.join(sorted(FMNIST_BACKBONES))}")
+    else:
+        chosen["backbone"] = backbone or cs.backbone
+    return chosen
 
 
 def run_claim_set(name: str, out: Path, seeds: int | None = None, quick: bool = False,
-                  log: Callable[[str], None] = print, views: str | None = None) -> dict[str, Any]:
+                  log: Callable[[str], None] = print, views: str | None = None,
+                  backbone: str | None = None) -> dict[str, Any]:
     """Run a claim set and write ``out/claims.json``, its figures and ``out/report.html``.
-    ``views`` picks the view preset of a set made of image training runs (default: the set's)."""
+    ``views`` picks the view preset of a set made of image training runs, ``backbone`` the ConvNet of
+    a Fashion-MNIST set (default: the set's)."""
     from stopgrad.reproduce.report import write_claims_report
     from stopgrad.rundir import git_revision
 
@@ -163,7 +180,7 @@ def run_claim_set(name: str, out: Path, seeds: int | None = None, quick: bool = 
     n = seeds if seeds is not None else (cs.quick_seeds if quick else cs.default_seeds)
     if n < 1:
         raise ValueError(f"--seeds must be >= 1, got {n}")
-    chosen = claim_set_views(cs, views)
+    chosen = claim_set_options(cs, views, backbone)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()

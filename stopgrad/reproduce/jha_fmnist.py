@@ -31,7 +31,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from stopgrad.reproduce.base import Claim, ClaimSet, Verdict, fraction, register_claim_set  # noqa: E402
 from stopgrad.reproduce.report import save_figure  # noqa: E402
-from stopgrad.sweep import PLAIN_FMNIST_BACKBONE, PRESET_FMNIST_VIEWS, Variant, collect, run_variants  # noqa: E402
+from stopgrad.sweep import FMNIST_BACKBONES, PRESET_FMNIST_VIEWS, Variant, collect, run_variants  # noqa: E402
 
 # --- criteria, fixed before the runs ------------------------------------------------------------
 COLLAPSE_FRACTION = 0.5  # "1% collapses": the collapse alarm fires in at least half of the seeds
@@ -43,15 +43,16 @@ QUICK_EXTRA = ("data.dataset=synthetic", "data.batch_size=32", "model.width=0.25
                "train.ckpt_every=1000", "eval.knn_k=5", "eval.linear=false", "train.diag_every=1")
 
 
-def variants(quick: bool, views: str = PRESET_FMNIST_VIEWS) -> list[Variant]:
-    """The six cells, each trained on the view preset ``views`` (pinned, so the command keeps
-    reproducing its numbers should the presets' views move on)."""
+def variants(quick: bool, views: str = PRESET_FMNIST_VIEWS, backbone: str = "plain") -> list[Variant]:
+    """The six cells, each trained on the view preset ``views`` and the ConvNet ``backbone`` (a key of
+    ``FMNIST_BACKBONES``; both pinned, so the command keeps reproducing its numbers should the presets
+    move on)."""
     vs = [Variant(n, "fashion-mnist/simsiam", (f"method.pred_lr_mult={m}", f"train.epochs={SIMSIAM_EPOCHS}"))
           for n, m in PRED_LR.items()]
     vs += [Variant(n, "fashion-mnist/byol", (f"method.ema=[{m},{m}]", f"train.epochs={BYOL_EPOCHS}"))
            for n, m in EMA.items()]
     common = (f"data.views={views}", "eval.knn_every=0", "eval.linear=true") + (QUICK_EXTRA if quick else ())
-    return [Variant(v.name, v.preset, (PLAIN_FMNIST_BACKBONE, *v.overrides, *common)) for v in vs]
+    return [Variant(v.name, v.preset, (FMNIST_BACKBONES[backbone], *v.overrides, *common)) for v in vs]
 
 
 CLAIMS = {
@@ -85,9 +86,9 @@ CLAIMS = {
 
 
 def run(out: Path, seeds: int, quick: bool, log: Callable[[str], None] = print,
-        views: str = PRESET_FMNIST_VIEWS) -> tuple[list[Verdict], dict]:
+        views: str = PRESET_FMNIST_VIEWS, backbone: str = "plain") -> tuple[list[Verdict], dict]:
     root = out / "runs"
-    vs = variants(quick, views)
+    vs = variants(quick, views, backbone)
     table = run_variants(vs, range(seeds), root, jobs=2, threads=1, log=log)
     per_seed = {v.name: [collect(root / v.name / f"seed{s}") for s in range(seeds)] for v in vs}
 
@@ -155,4 +156,4 @@ register_claim_set(ClaimSet(
     name="jha-2023-fmnist", paper="Jha, Blaschko, Asano & Tuytelaars (arXiv 2402.14957), real-image claims",
     description="Fashion-MNIST: SimSiam predictor learning rate 1/10/100%, BYOL EMA momentum 0.9/0.99/0.996 "
                 "(about 7 min of training per run; 2 runs side by side)",
-    run=run, default_seeds=3, quick_seeds=1, views=PRESET_FMNIST_VIEWS))
+    run=run, default_seeds=3, quick_seeds=1, views=PRESET_FMNIST_VIEWS, backbone="plain"))

@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from stopgrad.reproduce.base import Claim, ClaimSet, Verdict, fraction, mean_of, register_claim_set  # noqa: E402
 from stopgrad.reproduce.report import save_figure  # noqa: E402
 from stopgrad.rundir import read_metrics  # noqa: E402
-from stopgrad.sweep import PLAIN_FMNIST_BACKBONE, PUBLISHED_FMNIST_VIEWS, Variant, run_variants  # noqa: E402
+from stopgrad.sweep import FMNIST_BACKBONES, PUBLISHED_FMNIST_VIEWS, Variant, run_variants  # noqa: E402
 
 # --- criteria, fixed before the runs ------------------------------------------------------------
 MIN_FRACTION = 0.8  # of seeds, as for the theory claims of wen-li-2022
@@ -43,9 +43,9 @@ TRACKED = ("diag/offdiag_norm", "diag/diag_norm", "diag/asymmetry")
 VIEWS = PUBLISHED_FMNIST_VIEWS.removeprefix("data.views=")  # its published numbers' views, the default
 
 
-def variants(quick: bool, views: str = VIEWS) -> list[Variant]:
-    common = (PLAIN_FMNIST_BACKBONE, f"train.epochs={EPOCHS}", f"train.diag_every={DIAG_EVERY}", f"data.views={views}", "eval.knn_every=0",
-              "eval.linear=true")
+def variants(quick: bool, views: str = VIEWS, backbone: str = "plain") -> list[Variant]:
+    common = (FMNIST_BACKBONES[backbone], f"train.epochs={EPOCHS}", f"train.diag_every={DIAG_EVERY}",
+              f"data.views={views}", "eval.knn_every=0", "eval.linear=true")
     common += QUICK_EXTRA if quick else ()
     out = []
     for name, head in HEADS.items():
@@ -97,9 +97,9 @@ def rises_and_falls(values: list[float]) -> bool:
 
 
 def run(out: Path, seeds: int, quick: bool, log: Callable[[str], None] = print,
-        views: str = VIEWS) -> tuple[list[Verdict], dict]:
+        views: str = VIEWS, backbone: str = "plain") -> tuple[list[Verdict], dict]:
     root = out / "runs"
-    vs = variants(quick, views)
+    vs = variants(quick, views, backbone)
     table = run_variants(vs, range(seeds), root, jobs=2, threads=1, log=log)
     traj = {name: {key: [trajectory(root / name / f"seed{s}", key) for s in range(seeds)] for key in TRACKED}
             for name in HEADS if name != "mlp"}
@@ -147,4 +147,4 @@ register_claim_set(ClaimSet(
     name="wen-li-2022-fmnist", paper="Wen & Li (NeurIPS 2022, arXiv 2205.06226), empirical claims",
     description=f"Fashion-MNIST: identity-initialised, fixed-diagonal, random linear and MLP heads on BYOL, "
                 f"off-diagonal norm over training ({EPOCHS} epochs per run; 2 runs side by side)",
-    run=run, default_seeds=3, quick_seeds=1, views=VIEWS))
+    run=run, default_seeds=3, quick_seeds=1, views=VIEWS, backbone="plain"))
