@@ -54,8 +54,8 @@ def main() -> None:
         label = g if g not in {group_of(r) for r in table} else None
         if online:
             ax.plot(*zip(*online), "-o", color=colours[g], ms=3, lw=1.2, alpha=0.8, label=label)
-        if final:
-            ax.plot(*final, "*", color=colours[g], ms=11)
+        if final:  # a run without online checks (a short one) is named by its star
+            ax.plot(*final, "*", color=colours[g], ms=11, label=None if online else label)
         table[run] = {"online": online, "final": final}
         print(f"{run.name:<32} " + "  ".join(f"{m:5.1f} min {a:.4f}" for m, a in online)
               + (f"  | final {final[1]:.4f} at {final[0]:.1f} min" if final else ""))
