@@ -147,23 +147,18 @@ def claim_set_options(cs: ClaimSet, views: str | None, backbone: str | None = No
     from stopgrad.augment import PRESETS
     from stopgrad.sweep import FMNIST_BACKBONES
 
+    options = (("views", views, cs.views, PRESETS, "view preset",
+                "its runs' views are fixed by the claim set or its dataset presets"),
+               ("backbone", backbone, cs.backbone, FMNIST_BACKBONES, "backbone", "it is not a Fashion-MNIST ConvNet set"))
     chosen = {}
-    if cs.views is None:
-        if views is not None:
-            raise StopgradError(f"claim set {cs.name} does not take --views (its runs' views are fixed by "
-                                "the claim set or its dataset presets); drop --views")
-    elif views is not None and views not in PRESETS:
-        raise StopgradError(f"--views {views}: no such view preset; choose one of {', '.join(sorted(PRESETS))}")
-    else:
-        chosen["views"] = views or cs.views
-    if cs.backbone is None:
-        if backbone is not None:
-            raise StopgradError(f"claim set {cs.name} does not take --backbone (it is not a Fashion-MNIST "
-                                "ConvNet set); drop --backbone")
-    elif backbone is not None and backbone not in FMNIST_BACKBONES:
-        raise StopgradError(f"--backbone {backbone}: no such backbone; choose one of {', '.join(sorted(FMNIST_BACKBONES))}")
-    else:
-        chosen["backbone"] = backbone or cs.backbone
+    for key, given, default, known, noun, why in options:
+        if default is None:
+            if given is not None:
+                raise StopgradError(f"claim set {cs.name} does not take --{key} ({why}); drop --{key}")
+        elif given is not None and given not in known:
+            raise StopgradError(f"--{key} {given}: no such {noun}; choose one of {', '.join(sorted(known))}")
+        else:
+            chosen[key] = given or default
     return chosen
 
 
