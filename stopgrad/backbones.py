@@ -44,6 +44,17 @@ def _conv_bn_relu(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
+def _conv_bn(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False), nn.BatchNorm2d(c_out))
+
+
+def _pool_relu() -> nn.Sequential:
+    """2x2 max-pool, then ReLU: the same values and gradients as ReLU then max-pool (ReLU is monotone,
+    so it commutes with a max, and both orders route a window's gradient to its largest input, or
+    nowhere when that is not positive), with the ReLU's forward and backward on a quarter of the values."""
+    return nn.Sequential(nn.MaxPool2d(2), nn.ReLU(inplace=True))
+
+
 def _conv_pool_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(c_out),
                          nn.ReLU(inplace=True))
@@ -247,7 +258,9 @@ class GridPool(nn.AdaptiveAvgPool2d):
 
 class ConvNet(nn.Module):
     """Four conv3x3-BN-ReLU blocks of width 32, 64, 128, 256 (times ``width``), 2x2 max-pool after the
-    first three, then global average pooling; feat_dim = 256·width.
+    first three, then global average pooling; feat_dim = 256·width. In the first three blocks the
+    max-pool runs before the ReLU (conv-BN-pool-ReLU), which computes the same function and gradients
+    as conv-BN-ReLU-pool with the ReLU on a quarter of the values (:func:`_pool_relu`).
 
     A quick-run backbone for 28x28 and 32x32 images (28 → 14 → 7 → 3; 32 → 16 → 8 → 4), about
     10M multiply-adds per 28x28 image at width 1 (ResNet-18 with the cifar stem: ~0.45G).
@@ -291,7 +304,7 @@ class ConvNet(nn.Module):
             blocks = [_conv_pool_bn_relu(c_in, c_out) for c_in, c_out in zip([in_channels, *c[:2]], c[:3])]
         else:
             blocks = [m for c_in, c_out in zip([in_channels, *c[:2]], c[:3])
-                      for m in (_conv_bn_relu(c_in, c_out), nn.MaxPool2d(2))]
+                      for m in (_conv_bn(c_in, c_out), _pool_relu())]  # keys features.{0,2,4}.{0,1} as before
         self.features = nn.Sequential(*blocks, _conv_bn_relu(c[2], c[3]), GridPool(pool), nn.Flatten(1))
         self.feat_dim = c[3] * pool * pool
         self.neck = nn.BatchNorm1d(self.feat_dim, affine=False) if feature_bn else nn.Identity()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -208,6 +210,27 @@ def test_convnet_default_keeps_its_state_dict_keys_and_pool_first_reorders_the_b
     assert not torch.allclose(pf(x), net(x), atol=1e-3)
     with pytest.raises(ValueError, match="pool_first='yes'"):
         build_backbone("convnet", pool_first="yes")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_convnet_pools_before_its_relu_with_the_values_and_gradients_of_relu_then_pool(dtype):
+    torch.manual_seed(0)
+    net, _ = build_backbone("convnet", in_channels=1, pool=3, feature_bn=True)
+    assert [type(m).__name__ for m in net.features[1]] == ["MaxPool2d", "ReLU"]
+    ref = copy.deepcopy(net)  # the same weights as conv-BN-ReLU, then max-pool (the order until 2026-12-07)
+    for i in (0, 2, 4):
+        ref.features[i] = torch.nn.Sequential(*ref.features[i], torch.nn.ReLU())
+        ref.features[i + 1] = torch.nn.MaxPool2d(2)
+    net, ref = net.to(dtype).train(), ref.to(dtype).train()
+    x = torch.randn(16, 1, 24, 24, dtype=dtype)
+    x[:, :, :4] = 0.0  # flat windows: ties for the max, and all-zero windows after the ReLU
+    out, out_ref = net(x), ref(x)
+    assert torch.equal(out, out_ref)
+    w = torch.randn_like(out)
+    (out * w).sum().backward()
+    (out_ref * w).sum().backward()
+    for (name, p), p_ref in zip(net.named_parameters(), ref.parameters()):
+        assert torch.equal(p.grad, p_ref.grad), name
 
 
 def test_convnet_feature_bn_centres_and_scales_each_feature_and_keeps_old_checkpoints_loading():
