@@ -40,11 +40,13 @@ from PIL import Image, ImageEnhance  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from stopgrad.config import resolve  # noqa: E402
+from stopgrad.sweep import PLAIN_FMNIST_BACKBONE  # noqa: E402
 from stopgrad.train import setup, train_step  # noqa: E402
 
 RESNET = ["data.dataset=synthetic-rgb", "data.views=32", "data.batch_size=256", "model.backbone=resnet18",
           "model.stem=cifar", "model.options={}", "train.diag_every=0"]
-FMNIST_28 = ["train.diag_every=0", "data.views=28-gray-strong"]  # the presets' 28x28 views before 2026-12-07
+# the presets' 28x28 views and plain ConvNet (no feature_bn) before 2026-12-07
+FMNIST_28 = ["train.diag_every=0", "data.views=28-gray-strong", PLAIN_FMNIST_BACKBONE]
 
 CONFIGS = {
     "resnet18-simsiam": ("fashion-mnist/simsiam", [*RESNET, "method.heads=simsiam-cifar"]),
