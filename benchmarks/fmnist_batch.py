@@ -22,10 +22,7 @@ Either way the verdict is printed and written to ``ROOT/verdict.json``.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from stopgrad.sweep import HELD_OUT_COLUMNS, Variant, adoption_verdict, grid_parser, run_table
+from stopgrad.sweep import Variant, adoption_verdict, grid_parser, run_rule
 
 KNN_MARGIN = 0.002  # about one seed std of a 20-minute run
 EQUAL_SLACK = 0.002  # "the same accuracy": no more than this below the preset, on kNN and on linear
@@ -55,15 +52,7 @@ def verdict(table: dict) -> dict:
 def main() -> None:
     p = grid_parser(__doc__.splitlines()[0], "runs/fmnist-batch", seeds=(0, 1))
     p.set_defaults(jobs=1, threads=2)
-    args = p.parse_args()
-    table = run_table(VARIANTS, args, BASE, HELD_OUT_COLUMNS, figure_keys=None)
-    if min(table.get(v.name, {}).get("n", 0) for v in VARIANTS) < SEEDS:
-        print(f"note: the verdict waits for {SEEDS} seeds of every variant", flush=True)
-        return
-    result = verdict(table)
-    print(json.dumps(result, indent=1))
-    Path(args.out, "verdict.json").write_text(json.dumps(result, indent=1) + "\n")
-
+    run_rule(VARIANTS, p.parse_args(), BASE, SEEDS, verdict, f"the verdict waits for {SEEDS} seeds of every variant")
 
 if __name__ == "__main__":
     main()

@@ -18,11 +18,8 @@ the presets now train ``24-gray-strong``, and the variants below pin their views
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from stopgrad.sweep import (HELD_OUT_COLUMNS, PLAIN_FMNIST_BACKBONE, STRONG_FMNIST_VIEWS, Variant, adoption_verdict,
-                             grid_parser, run_table)
+from stopgrad.sweep import (PLAIN_FMNIST_BACKBONE, STRONG_FMNIST_VIEWS, Variant, adoption_verdict, grid_parser,
+                             run_rule)
 
 KNN_MARGIN = 0.002  # adopt only for a gain at least this large (about one seed std of a 20-minute run) ...
 LINEAR_SLACK = 0.002  # ... that costs the linear probe no more than this
@@ -51,12 +48,7 @@ def main() -> None:
     if partial:  # runs a part of the grid now (finished runs are kept); the verdict waits for 3 seeds
         print("note: the rule was fixed for both variants at 3 seeds; this run writes the table but no verdict "
               "until both have 3 (rerun with --seeds 0 1 2 later: finished runs are skipped)", flush=True)
-    table = run_table(VARIANTS, args, EXTRA, HELD_OUT_COLUMNS, figure_keys=None)
-    if min(table.get(v.name, {}).get("n", 0) for v in VARIANTS) < 3:
-        return
-    result = verdict(table)
-    print(json.dumps(result, indent=1))
-    Path(args.out, "verdict.json").write_text(json.dumps(result, indent=1) + "\n")
+    run_rule(VARIANTS, args, EXTRA, 3, verdict)
 
 
 if __name__ == "__main__":

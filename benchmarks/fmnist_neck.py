@@ -27,10 +27,7 @@ and written to ``ROOT/verdict.json``. (2026-12-07: adopt, kNN +0.0043, linear -0
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from stopgrad.sweep import HELD_OUT_COLUMNS, PLAIN_FMNIST_BACKBONE, Variant, adoption_verdict, grid_parser, run_table
+from stopgrad.sweep import PLAIN_FMNIST_BACKBONE, Variant, adoption_verdict, grid_parser, run_rule
 
 KNN_MARGIN = 0.004  # adopt only for a gain of about twice the plain runs' seed spread ...
 LINEAR_SLACK = 0.002  # ... that costs the linear probe no more than this
@@ -50,14 +47,7 @@ def verdict(table: dict) -> dict:
 
 def main() -> None:
     args = grid_parser(__doc__.splitlines()[0], "runs/fmnist-neck", seeds=(0, 1)).parse_args()
-    table = run_table(VARIANTS, args, (), HELD_OUT_COLUMNS, figure_keys=None)
-    if min(table.get(v.name, {}).get("n", 0) for v in VARIANTS) < SEEDS:
-        print(f"note: the verdict waits for {SEEDS} seeds of both variants", flush=True)
-        return
-    result = verdict(table)
-    print(json.dumps(result, indent=1))
-    Path(args.out, "verdict.json").write_text(json.dumps(result, indent=1) + "\n")
-
+    run_rule(VARIANTS, args, (), SEEDS, verdict, f"the verdict waits for {SEEDS} seeds of both variants")
 
 if __name__ == "__main__":
     main()

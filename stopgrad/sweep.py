@@ -401,3 +401,19 @@ def adoption_verdict(base: dict[str, Any], cand: dict[str, Any], knn_margin: flo
     dl = cand["linear_top1"][0] - base["linear_top1"][0]
     return {"knn_gain": dk, "linear_gain": dl, "rule": f"kNN gain >= {knn_margin} and linear gain >= -{linear_slack}",
             adopt_key: dk >= knn_margin and dl >= -linear_slack, "seeds": min(base["n"], cand["n"])}
+
+
+def run_rule(variants: Sequence[Variant], args: argparse.Namespace, extra: Sequence[str], seeds: int,
+             rule, waiting: str | None = None) -> dict[str, Any] | None:
+    """A held-out comparison's grid, then its pre-registered ``rule`` (a function of the aggregated
+    table) once every variant has ``seeds`` seeds: the verdict is printed and written to
+    ``ROOT/verdict.json``. Short of seeds it prints ``waiting`` (when given) and returns None."""
+    table = run_table(variants, args, extra, HELD_OUT_COLUMNS, figure_keys=None)
+    if min(table.get(v.name, {}).get("n", 0) for v in variants) < seeds:
+        if waiting:
+            print(f"note: {waiting}", flush=True)
+        return None
+    result = rule(table)
+    print(json.dumps(result, indent=1))
+    Path(args.out, "verdict.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
