@@ -12,7 +12,8 @@ methods without a target network, 3 for those with an EMA target/teacher (BYOL, 
 
 from __future__ import annotations
 
-from stopgrad.sweep import FMNIST_BACKBONES, PRESET_FMNIST_VIEWS, Variant, grid_parser, run_table
+from stopgrad.bench_grid import grid_parser, run_table
+from stopgrad.sweep import FMNIST_BACKBONES, PRESET_FMNIST_VIEWS, Variant
 
 
 def variants(views: str = PRESET_FMNIST_VIEWS, backbone: str = "plain") -> list[Variant]:

@@ -22,7 +22,8 @@ Either way the verdict is printed and written to ``ROOT/verdict.json``.
 
 from __future__ import annotations
 
-from stopgrad.sweep import Variant, adoption_verdict, grid_parser, run_rule
+from stopgrad.bench_grid import adoption_verdict, grid_parser, run_rule
+from stopgrad.sweep import Variant
 
 KNN_MARGIN = 0.002  # about one seed std of a 20-minute run
 EQUAL_SLACK = 0.002  # "the same accuracy": no more than this below the preset, on kNN and on linear

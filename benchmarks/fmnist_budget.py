@@ -18,8 +18,8 @@ the presets now train ``24-gray-strong``, and the variants below pin their views
 
 from __future__ import annotations
 
-from stopgrad.sweep import (PLAIN_FMNIST_BACKBONE, STRONG_FMNIST_VIEWS, Variant, adoption_verdict, grid_parser,
-                             run_rule)
+from stopgrad.bench_grid import adoption_verdict, grid_parser, run_rule
+from stopgrad.sweep import PLAIN_FMNIST_BACKBONE, STRONG_FMNIST_VIEWS, Variant
 
 KNN_MARGIN = 0.002  # adopt only for a gain at least this large (about one seed std of a 20-minute run) ...
 LINEAR_SLACK = 0.002  # ... that costs the linear probe no more than this

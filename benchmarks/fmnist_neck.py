@@ -27,7 +27,8 @@ and written to ``ROOT/verdict.json``. (2026-12-07: adopt, kNN +0.0043, linear -0
 
 from __future__ import annotations
 
-from stopgrad.sweep import PLAIN_FMNIST_BACKBONE, Variant, adoption_verdict, grid_parser, run_rule
+from stopgrad.bench_grid import adoption_verdict, grid_parser, run_rule
+from stopgrad.sweep import PLAIN_FMNIST_BACKBONE, Variant
 
 KNN_MARGIN = 0.004  # adopt only for a gain of about twice the plain runs' seed spread ...
 LINEAR_SLACK = 0.002  # ... that costs the linear probe no more than this

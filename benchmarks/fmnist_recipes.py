@@ -15,7 +15,8 @@ Writes ``ROOT/table.md`` and ``ROOT/table.json`` (mean ± std over seeds) and pr
 
 from __future__ import annotations
 
-from stopgrad.sweep import PLAIN_FMNIST_BACKBONE, PUBLISHED_FMNIST_VIEWS, STRONG_FMNIST_VIEWS, Variant, grid_parser, run_table
+from stopgrad.bench_grid import grid_parser, run_table
+from stopgrad.sweep import PLAIN_FMNIST_BACKBONE, PUBLISHED_FMNIST_VIEWS, STRONG_FMNIST_VIEWS, Variant
 
 SIMSIAM, BYOL = "fashion-mnist/simsiam", "fashion-mnist/byol"
 VIEWS = PUBLISHED_FMNIST_VIEWS

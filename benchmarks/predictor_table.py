@@ -13,7 +13,8 @@ killed ones. Prints (and writes ``ROOT/table.md`` and ``ROOT/table.json``) mean 
 
 from __future__ import annotations
 
-from stopgrad.sweep import FMNIST_BACKBONES, PRESET_FMNIST_VIEWS, Variant, grid_parser, run_table
+from stopgrad.bench_grid import grid_parser, run_table
+from stopgrad.sweep import FMNIST_BACKBONES, PRESET_FMNIST_VIEWS, Variant
 
 BASE = "fashion-mnist/byol"
 TRACK = "method.track_correlation=true"  # log eigen-alignment of learned linear heads with F

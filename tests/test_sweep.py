@@ -151,7 +151,7 @@ def test_bar_figure_draws_every_variant(tmp_path):
 
 def test_run_table_checks_before_running_and_writes_the_table(tmp_path, capsys):
     from stopgrad.config import dump_yaml, resolve
-    from stopgrad.sweep import grid_parser, run_table
+    from stopgrad.bench_grid import grid_parser, run_table
 
     variants = [Variant("good", "default"), Variant("bad", "default", ("train.no_such_key=1",))]
     args = grid_parser("t", str(tmp_path / "g")).parse_args(["--only", "good", "nope"])
