@@ -55,5 +55,6 @@ def main() -> None:
     p.set_defaults(jobs=1, threads=2)
     run_rule(VARIANTS, p.parse_args(), BASE, SEEDS, verdict, f"the verdict waits for {SEEDS} seeds of every variant")
 
+
 if __name__ == "__main__":
     main()

@@ -50,5 +50,6 @@ def main() -> None:
     args = grid_parser(__doc__.splitlines()[0], "runs/fmnist-neck", seeds=(0, 1)).parse_args()
     run_rule(VARIANTS, args, (), SEEDS, verdict, f"the verdict waits for {SEEDS} seeds of both variants")
 
+
 if __name__ == "__main__":
     main()

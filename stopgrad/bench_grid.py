@@ -16,7 +16,7 @@ from typing import Any, Sequence
 from stopgrad.errors import StopgradError
 from stopgrad.sweep import BAR_KEYS, COLUMNS, FMNIST_BACKBONES, Variant, cells, run_grid, write_table
 
-#: Columns of the held-out recipe comparisons (benchmarks/fmnist_budget.py, fmnist_neck.py).
+#: Columns of the held-out recipe comparisons (benchmarks/fmnist_budget.py, fmnist_neck.py, fmnist_batch.py).
 HELD_OUT_COLUMNS = (("knn_top1", "kNN top-1 (held out)", 4, True), ("linear_top1", "linear top-1 (held out)", 4, True),
                     ("steps", "steps", 0, False), ("images_per_s", "images/s", 0, False),
                     ("wall_s", "train wall (s)", 0, False))
